@@ -1,0 +1,71 @@
+//! `Hall`: the one service layer. Web pages, SMS commands and the staff console all call
+//! methods on it; each capability adds its methods in its own file under `service/`.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Settings};
+use crate::error::Result;
+use crate::store::{Db, Ephemeral, MemoryStore, RedisStore};
+
+#[derive(Clone)]
+pub struct Hall {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    eph: Arc<dyn Ephemeral>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl Hall {
+    pub fn new(db: Db, eph: Arc<dyn Ephemeral>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                eph,
+                clock,
+                settings,
+            }),
+        }
+    }
+
+    /// Connects the stores named by the configuration and brings the schema up to date.
+    pub async fn from_config(cfg: &Config) -> Result<Self> {
+        let db = Db::connect(&cfg.database_url).await?;
+        db.migrate().await?;
+        let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
+            Some(url) => Arc::new(RedisStore::connect(url, "openhall:").await?),
+            None => Arc::new(MemoryStore::new()),
+        };
+        Ok(Self::new(
+            db,
+            eph,
+            Arc::new(SystemClock),
+            cfg.settings.clone(),
+        ))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn eph(&self) -> &dyn Ephemeral {
+        self.inner.eph.as_ref()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+}

@@ -1,0 +1,270 @@
+//! The balance ledger: every change to a balance is one entry with a reason and a unique
+//! reference; `accounts` holds the running sums, updated in the same transaction.
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{Fen, Msisdn, Status};
+use crate::error::{is_unique_violation, Error, Result};
+
+/// Why money moved; stored as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    TopUp,
+    Card,
+    Promotion,
+    Charge,
+    BillCredit,
+    Adjustment,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::TopUp => "topup",
+            Reason::Card => "card",
+            Reason::Promotion => "promotion",
+            Reason::Charge => "charge",
+            Reason::BillCredit => "bill_credit",
+            Reason::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// One change to post. `amount` > 0 credits, < 0 debits.
+pub(crate) struct Posting<'a> {
+    pub msisdn: &'a Msisdn,
+    pub amount: Fen,
+    /// Credits go to the gift balance (promotions) instead of cash.
+    pub to_gift: bool,
+    /// Debits may take cash below zero (usage already consumed) instead of being refused.
+    pub allow_negative: bool,
+    pub reason: Reason,
+    pub memo: &'a str,
+    pub reference: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    pub cash: Fen,
+    pub gift: Fen,
+}
+
+impl Balance {
+    pub fn total(self) -> Fen {
+        self.cash + self.gift
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum PostError {
+    /// The reference was posted before: the change already happened.
+    Duplicate,
+    Other(Error),
+}
+
+impl From<sqlx::Error> for PostError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unique_violation(&e) {
+            PostError::Duplicate
+        } else {
+            PostError::Other(e.into())
+        }
+    }
+}
+
+impl From<Error> for PostError {
+    fn from(e: Error) -> Self {
+        PostError::Other(e)
+    }
+}
+
+impl From<PostError> for Error {
+    fn from(e: PostError) -> Self {
+        match e {
+            PostError::Duplicate => Error::Storage("duplicate ledger reference".into()),
+            PostError::Other(e) => e,
+        }
+    }
+}
+
+/// Locks the subscriber's account row for the rest of the transaction and reads it. Every
+/// change to money or points starts here, so concurrent changes to one subscriber queue up.
+pub(crate) async fn lock_account(conn: &mut AnyConnection, msisdn: &Msisdn) -> Result<Balance> {
+    let row = sqlx::query(
+        "UPDATE accounts SET version = version + 1 WHERE msisdn = $1 RETURNING cash, gift",
+    )
+    .bind(msisdn.as_str())
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::UnknownSubscriber)?;
+    Ok(Balance {
+        cash: Fen::new(row.try_get(0)?),
+        gift: Fen::new(row.try_get(1)?),
+    })
+}
+
+/// Posts one change inside the caller's transaction. Debits spend cash first, then gift
+/// balance; gift balance never goes below zero. A credit that brings a number suspended for
+/// arrears back above zero resumes it.
+pub(crate) async fn post(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    p: Posting<'_>,
+) -> Result<Balance, PostError> {
+    let before = lock_account(conn, p.msisdn).await?;
+    let (cash_delta, gift_delta) = split(before, &p)?;
+    sqlx::query(
+        "INSERT INTO ledger (msisdn, cash_delta, gift_delta, reason, memo, reference, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(p.msisdn.as_str())
+    .bind(cash_delta.get())
+    .bind(gift_delta.get())
+    .bind(p.reason.as_str())
+    .bind(p.memo)
+    .bind(p.reference)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    let after = Balance {
+        cash: before.cash + cash_delta,
+        gift: before.gift + gift_delta,
+    };
+    let negative = after.total().is_negative();
+    sqlx::query(
+        "UPDATE accounts SET cash = $1, gift = $2, \
+         negative_since = CASE WHEN $3 = 0 THEN NULL ELSE COALESCE(negative_since, $4) END \
+         WHERE msisdn = $5",
+    )
+    .bind(after.cash.get())
+    .bind(after.gift.get())
+    .bind(negative as i64)
+    .bind(now_ms)
+    .bind(p.msisdn.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if p.amount.get() > 0 && after.total().get() > 0 {
+        sqlx::query("UPDATE subscribers SET status = $1 WHERE msisdn = $2 AND status = $3")
+            .bind(Status::Active.as_str())
+            .bind(p.msisdn.as_str())
+            .bind(Status::SuspendedArrears.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(after)
+}
+
+fn split(before: Balance, p: &Posting<'_>) -> Result<(Fen, Fen), PostError> {
+    if p.amount.get() >= 0 {
+        return Ok(if p.to_gift {
+            (Fen::ZERO, p.amount)
+        } else {
+            (p.amount, Fen::ZERO)
+        });
+    }
+    let need = p.amount.abs();
+    let from_cash = need.min(before.cash.max(Fen::ZERO));
+    let from_gift = (need - from_cash).min(before.gift);
+    let short = need - from_cash - from_gift;
+    if short.get() > 0 && !p.allow_negative {
+        return Err(PostError::Other(Error::InsufficientBalance {
+            needed: need,
+            available: before.total().max(Fen::ZERO),
+        }));
+    }
+    Ok((-(from_cash + short), -from_gift))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posting(amount: i64, allow_negative: bool) -> Posting<'static> {
+        static M: std::sync::OnceLock<Msisdn> = std::sync::OnceLock::new();
+        Posting {
+            msisdn: M.get_or_init(|| Msisdn::parse("13800138000").unwrap()),
+            amount: Fen::new(amount),
+            to_gift: false,
+            allow_negative,
+            reason: Reason::Charge,
+            memo: "",
+            reference: "",
+        }
+    }
+
+    fn bal(cash: i64, gift: i64) -> Balance {
+        Balance {
+            cash: Fen::new(cash),
+            gift: Fen::new(gift),
+        }
+    }
+
+    #[test]
+    fn debits_spend_cash_before_gift() {
+        assert_eq!(
+            split(bal(500, 300), &posting(-600, false)).unwrap(),
+            (Fen::new(-500), Fen::new(-100))
+        );
+        assert_eq!(
+            split(bal(500, 300), &posting(-200, false)).unwrap(),
+            (Fen::new(-200), Fen::ZERO)
+        );
+    }
+
+    #[test]
+    fn refuses_or_goes_negative_in_cash_only() {
+        assert!(matches!(
+            split(bal(100, 50), &posting(-200, false)),
+            Err(PostError::Other(Error::InsufficientBalance { .. }))
+        ));
+        assert_eq!(
+            split(bal(100, 50), &posting(-200, true)).unwrap(),
+            (Fen::new(-150), Fen::new(-50))
+        );
+        assert_eq!(
+            split(bal(-100, 50), &posting(-200, true)).unwrap(),
+            (Fen::new(-150), Fen::new(-50))
+        );
+    }
+}
+
+impl crate::hall::Hall {
+    pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
+        let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
+            .bind(msisdn.as_str())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or(Error::UnknownSubscriber)?;
+        Ok(Balance {
+            cash: Fen::new(row.try_get(0)?),
+            gift: Fen::new(row.try_get(1)?),
+        })
+    }
+
+    /// An operator's correction or an opening deposit; may take the balance below zero.
+    pub async fn adjust_balance(
+        &self,
+        msisdn: &Msisdn,
+        amount: Fen,
+        memo: &str,
+    ) -> Result<Balance> {
+        let now = self.now_ms();
+        let reference = format!("adjust:{}", uuid::Uuid::new_v4().simple());
+        let mut tx = self.db().begin().await?;
+        let after = post(
+            &mut tx,
+            now,
+            Posting {
+                msisdn,
+                amount,
+                to_gift: false,
+                allow_negative: true,
+                reason: Reason::Adjustment,
+                memo,
+                reference: &reference,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+}

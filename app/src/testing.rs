@@ -1,0 +1,147 @@
+//! Test support: every test gets its own database — a fresh SQLite file, or a fresh PostgreSQL
+//! database when `DATABASE_URL` is `postgres://…` — and its own Redis key prefix when
+//! `REDIS_URL` is set, so tests run in parallel against either configuration.
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::clock::ManualClock;
+use crate::config::Settings;
+use crate::hall::Hall;
+use crate::store::{Db, Ephemeral, MemoryStore, RedisStore};
+
+pub struct TestHall {
+    pub hall: Hall,
+    pub clock: ManualClock,
+    /// Keeps the SQLite file alive for the test's lifetime.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestHall {
+    type Target = Hall;
+    fn deref(&self) -> &Hall {
+        &self.hall
+    }
+}
+
+/// A fixed, ordinary moment: the middle of a month, mid-morning in Shanghai.
+pub fn default_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 15, 2, 0, 0).unwrap()
+}
+
+fn unique_name() -> String {
+    format!("oh_t_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Where the tests' databases live: `DATABASE_URL` if it names PostgreSQL, else SQLite files.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+/// A fresh, empty, migrated database of the configured kind, and the folder to keep alive.
+pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
+    let name = unique_name();
+    match test_database_url() {
+        Some(admin_url) => {
+            let admin = Db::connect_with(&admin_url, Some(1))
+                .await
+                .expect("connect to PostgreSQL for tests");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(admin.pool())
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
+            let db = Db::connect_with(&format!("{base}/{name}"), Some(10))
+                .await
+                .expect("connect test database");
+            db.migrate().await.expect("migrate");
+            (db, None)
+        }
+        None => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("{name}.db")).display()
+            );
+            let db = Db::connect(&url).await.expect("open SQLite");
+            db.migrate().await.expect("migrate");
+            (db, Some(dir))
+        }
+    }
+}
+
+/// The short-lived store of the configured kind: Redis (with a unique prefix) when `REDIS_URL`
+/// is set, else in process.
+pub async fn fresh_ephemeral() -> Arc<dyn Ephemeral> {
+    match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Arc::new(
+            RedisStore::connect(&url, &format!("{}:", unique_name()))
+                .await
+                .expect("connect to Redis for tests"),
+        ),
+        None => Arc::new(MemoryStore::new()),
+    }
+}
+
+impl TestHall {
+    /// An empty hall (schema only) with the clock at [`default_now`].
+    pub async fn empty() -> Self {
+        Self::empty_with(Settings::default()).await
+    }
+
+    pub async fn empty_with(settings: Settings) -> Self {
+        let (db, dir) = fresh_db().await;
+        let clock = ManualClock::at(default_now());
+        let hall = Hall::new(
+            db,
+            fresh_ephemeral().await,
+            Arc::new(clock.clone()),
+            settings,
+        );
+        Self {
+            hall,
+            clock,
+            _dir: dir,
+        }
+    }
+}
+
+/// A 全球通 GT88 subscriber named 测试用户 with initial password 902468 (not yet changed).
+pub fn new_subscriber(
+    msisdn: &crate::domain::Msisdn,
+) -> crate::service::subscribers::NewSubscriber {
+    crate::service::subscribers::NewSubscriber {
+        msisdn: msisdn.clone(),
+        name: "测试用户".into(),
+        id_card: "320102199001011234".into(),
+        brand: crate::domain::Brand::GoTone,
+        plan: crate::domain::ProductCode::parse("GT88").unwrap(),
+        initial_password: "902468".into(),
+        password_changed: false,
+        tier: crate::domain::Tier::Standard,
+    }
+}
+
+impl TestHall {
+    /// Registers a subscriber (see [`new_subscriber`]) whose password is already changed, with
+    /// `cash` fen of balance credited through the ledger.
+    pub async fn subscriber(&self, msisdn: &str, cash: i64) -> crate::domain::Msisdn {
+        let m = crate::domain::Msisdn::parse(msisdn).expect("test msisdn");
+        let mut s = new_subscriber(&m);
+        s.password_changed = true;
+        self.hall.register_subscriber(s).await.expect("register");
+        if cash != 0 {
+            self.hall
+                .adjust_balance(&m, crate::domain::Fen::new(cash), "测试预存")
+                .await
+                .expect("credit");
+        }
+        m
+    }
+}
