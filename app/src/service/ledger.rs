@@ -42,7 +42,7 @@ pub(crate) struct Posting<'a> {
     pub reference: &'a str,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Balance {
     pub cash: Fen,
     pub gift: Fen,

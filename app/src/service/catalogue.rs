@@ -1,0 +1,119 @@
+//! The product catalogue: base plans (one at a time, per brand) and add-ons (any number).
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{Brand, Fen, ProductCode};
+use crate::error::{Error, Result};
+use crate::hall::Hall;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProductKind {
+    Plan,
+    AddOn,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Product {
+    pub code: ProductCode,
+    pub kind: ProductKind,
+    /// The brand for a plan (`gotone`…); the add-on family (`campus_wlan`, `data`…) otherwise.
+    pub family: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub monthly_fee: Fen,
+    pub voice_minutes: i64,
+    pub data_mb: i64,
+    pub sms_count: i64,
+    pub wlan_minutes: i64,
+    pub description_zh: String,
+    pub description_en: String,
+}
+
+impl Product {
+    pub fn is_plan_of(&self, brand: Brand) -> bool {
+        self.kind == ProductKind::Plan && self.family == brand.as_str()
+    }
+}
+
+pub(crate) const PRODUCT_COLUMNS: &str =
+    "code, kind, family, name_zh, name_en, monthly_fee, voice_minutes, data_mb, \
+     sms_count, wlan_minutes, description_zh, description_en";
+
+pub(crate) fn product_from_row(r: &sqlx::any::AnyRow, offset: usize) -> Result<Product> {
+    let kind: String = r.try_get(offset + 1)?;
+    Ok(Product {
+        code: ProductCode::parse(&r.try_get::<String, _>(offset)?)
+            .map_err(|_| Error::Storage("unreadable product code".into()))?,
+        kind: if kind == "plan" {
+            ProductKind::Plan
+        } else {
+            ProductKind::AddOn
+        },
+        family: r.try_get(offset + 2)?,
+        name_zh: r.try_get(offset + 3)?,
+        name_en: r.try_get(offset + 4)?,
+        monthly_fee: Fen::new(r.try_get(offset + 5)?),
+        voice_minutes: r.try_get(offset + 6)?,
+        data_mb: r.try_get(offset + 7)?,
+        sms_count: r.try_get(offset + 8)?,
+        wlan_minutes: r.try_get(offset + 9)?,
+        description_zh: r.try_get(offset + 10)?,
+        description_en: r.try_get(offset + 11)?,
+    })
+}
+
+pub(crate) async fn load_product(conn: &mut AnyConnection, code: &ProductCode) -> Result<Product> {
+    let row = sqlx::query(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
+    ))
+    .bind(code.as_str())
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::UnknownProduct)?;
+    product_from_row(&row, 0)
+}
+
+impl Hall {
+    /// Every product on sale, plans first, in catalogue order.
+    pub async fn catalogue(&self) -> Result<Vec<Product>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE active = 1 ORDER BY kind DESC, sort_order, code"
+        ))
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(|r| product_from_row(r, 0)).collect()
+    }
+
+    pub async fn product(&self, code: &ProductCode) -> Result<Product> {
+        let mut conn = self.db().pool().acquire().await?;
+        load_product(&mut conn, code).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestHall;
+
+    #[tokio::test]
+    async fn the_campus_packs_are_on_sale() {
+        let t = TestHall::empty().await;
+        let all = t.catalogue().await.unwrap();
+        assert_eq!(all[0].kind, ProductKind::Plan);
+        for (code, fee, hours) in [("EDU10", 10, 40), ("EDU20", 20, 100), ("EDU40", 40, 250)] {
+            let p = t.product(&ProductCode::parse(code).unwrap()).await.unwrap();
+            assert_eq!(p.kind, ProductKind::AddOn);
+            assert_eq!(p.monthly_fee, Fen::yuan(fee));
+            assert_eq!(p.wlan_minutes, hours * 60);
+        }
+        let gt88 = t
+            .product(&ProductCode::parse("gt88").unwrap())
+            .await
+            .unwrap();
+        assert!(gt88.is_plan_of(Brand::GoTone) && !gt88.is_plan_of(Brand::MZone));
+        assert!(matches!(
+            t.product(&ProductCode::parse("NOPE").unwrap()).await,
+            Err(Error::UnknownProduct)
+        ));
+    }
+}
