@@ -1,0 +1,1 @@
+//! The SMS business hall: the command grammar, replies and the SMPP link to the SMSC.
