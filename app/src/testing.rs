@@ -13,8 +13,39 @@ use crate::store::{Db, Ephemeral, MemoryStore, RedisStore};
 pub struct TestHall {
     pub hall: Hall,
     pub clock: ManualClock,
-    /// Keeps the SQLite file alive for the test's lifetime.
+    _db: TestDbGuard,
+}
+
+/// Removes the test's database when the test ends: the SQLite folder, or the PostgreSQL
+/// database (dropped from a thread of its own, since the test's runtime may be shutting down).
+pub struct TestDbGuard {
     _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDbGuard {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.pg.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = Db::connect_with(&admin_url, Some(1)).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(admin.pool())
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 impl std::ops::Deref for TestHall {
@@ -40,8 +71,8 @@ pub fn test_database_url() -> Option<String> {
         .filter(|u| u.starts_with("postgres"))
 }
 
-/// A fresh, empty, migrated database of the configured kind, and the folder to keep alive.
-pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
+/// A fresh, empty, migrated database of the configured kind, and the guard that removes it.
+pub async fn fresh_db() -> (Db, TestDbGuard) {
     let name = unique_name();
     match test_database_url() {
         Some(admin_url) => {
@@ -61,7 +92,13 @@ pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
                 .await
                 .expect("connect test database");
             db.migrate().await.expect("migrate");
-            (db, None)
+            (
+                db,
+                TestDbGuard {
+                    _dir: None,
+                    pg: Some((admin_url, name)),
+                },
+            )
         }
         None => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -71,7 +108,13 @@ pub async fn fresh_db() -> (Db, Option<tempfile::TempDir>) {
             );
             let db = Db::connect(&url).await.expect("open SQLite");
             db.migrate().await.expect("migrate");
-            (db, Some(dir))
+            (
+                db,
+                TestDbGuard {
+                    _dir: Some(dir),
+                    pg: None,
+                },
+            )
         }
     }
 }
@@ -96,7 +139,7 @@ impl TestHall {
     }
 
     pub async fn empty_with(settings: Settings) -> Self {
-        let (db, dir) = fresh_db().await;
+        let (db, guard) = fresh_db().await;
         let clock = ManualClock::at(default_now());
         let hall = Hall::new(
             db,
@@ -107,7 +150,7 @@ impl TestHall {
         Self {
             hall,
             clock,
-            _dir: dir,
+            _db: guard,
         }
     }
 }
