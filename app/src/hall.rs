@@ -69,3 +69,11 @@ impl Hall {
         self.now().timestamp_millis()
     }
 }
+
+impl Hall {
+    /// A cheap round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.db().pool()).await?;
+        Ok(())
+    }
+}
