@@ -152,6 +152,10 @@ pub enum Error {
     #[error("The username is taken.")]
     UsernameTaken,
 
+    // --- top-up (service/topup.rs, service/history.rs) ----------------------------------------
+    #[error("No such top-up record.")]
+    UnknownReceipt,
+
     // --- infrastructure -------------------------------------------------------------------
     #[error("Storage error; please try again later.")]
     Storage(String),
@@ -216,6 +220,8 @@ impl Error {
             Error::ImpersonationOfStaff => "不能代员工账号操作。".into(),
             Error::ImpersonationOver => "代客操作已结束或超时。".into(),
             Error::UsernameTaken => "该工号已存在。".into(),
+            // top-up (service/topup.rs, service/history.rs)
+            Error::UnknownReceipt => "没有这笔充值记录。".into(),
             Error::Storage(_) => "系统繁忙,请稍后再试。".into(),
         }
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Settings};
 use crate::error::Result;
+use crate::service::payment::{PaymentProvider, SimulatedProvider};
 use crate::store::{Db, Ephemeral, MemoryStore, RedisStore};
 
 #[derive(Clone)]
@@ -19,6 +20,9 @@ struct Inner {
     eph: Arc<dyn Ephemeral>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    /// Where online top-ups are paid: the simulated provider (SPEC §2); a real one would
+    /// implement the same trait.
+    payments: Arc<dyn PaymentProvider>,
 }
 
 impl Hall {
@@ -29,6 +33,7 @@ impl Hall {
                 eph,
                 clock,
                 settings,
+                payments: Arc::new(SimulatedProvider::new()),
             }),
         }
     }
@@ -55,6 +60,10 @@ impl Hall {
 
     pub(crate) fn eph(&self) -> &dyn Ephemeral {
         self.inner.eph.as_ref()
+    }
+
+    pub fn payments(&self) -> &dyn PaymentProvider {
+        self.inner.payments.as_ref()
     }
 
     pub fn settings(&self) -> &Settings {

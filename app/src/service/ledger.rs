@@ -174,6 +174,48 @@ fn split(before: Balance, p: &Posting<'_>) -> Result<(Fen, Fen), PostError> {
     Ok((-(from_cash + short), -from_gift))
 }
 
+impl crate::hall::Hall {
+    pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
+        let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
+            .bind(msisdn.as_str())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or(Error::UnknownSubscriber)?;
+        Ok(Balance {
+            cash: Fen::new(row.try_get(0)?),
+            gift: Fen::new(row.try_get(1)?),
+        })
+    }
+
+    /// An operator's correction or an opening deposit; may take the balance below zero.
+    pub async fn adjust_balance(
+        &self,
+        msisdn: &Msisdn,
+        amount: Fen,
+        memo: &str,
+    ) -> Result<Balance> {
+        let now = self.now_ms();
+        let reference = format!("adjust:{}", uuid::Uuid::new_v4().simple());
+        let mut tx = self.db().begin().await?;
+        let after = post(
+            &mut tx,
+            now,
+            Posting {
+                msisdn,
+                amount,
+                to_gift: false,
+                allow_negative: true,
+                reason: Reason::Adjustment,
+                memo,
+                reference: &reference,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,47 +266,5 @@ mod tests {
             split(bal(-100, 50), &posting(-200, true)).unwrap(),
             (Fen::new(-150), Fen::new(-50))
         );
-    }
-}
-
-impl crate::hall::Hall {
-    pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
-        let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
-            .bind(msisdn.as_str())
-            .fetch_optional(self.db().pool())
-            .await?
-            .ok_or(Error::UnknownSubscriber)?;
-        Ok(Balance {
-            cash: Fen::new(row.try_get(0)?),
-            gift: Fen::new(row.try_get(1)?),
-        })
-    }
-
-    /// An operator's correction or an opening deposit; may take the balance below zero.
-    pub async fn adjust_balance(
-        &self,
-        msisdn: &Msisdn,
-        amount: Fen,
-        memo: &str,
-    ) -> Result<Balance> {
-        let now = self.now_ms();
-        let reference = format!("adjust:{}", uuid::Uuid::new_v4().simple());
-        let mut tx = self.db().begin().await?;
-        let after = post(
-            &mut tx,
-            now,
-            Posting {
-                msisdn,
-                amount,
-                to_gift: false,
-                allow_negative: true,
-                reason: Reason::Adjustment,
-                memo,
-                reference: &reference,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(after)
     }
 }

@@ -80,7 +80,7 @@ impl MemoryStore {
     fn with<T>(&self, f: impl FnOnce(&mut MemoryInner) -> T) -> T {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.writes += 1;
-        if g.writes % 1024 == 0 {
+        if g.writes.is_multiple_of(1024) {
             let now = Instant::now();
             g.values.retain(|_, (_, exp)| *exp > now);
             g.hits.retain(|_, (_, exp)| *exp > now);
