@@ -2,7 +2,7 @@
 //! and English (`Display`); storage failures say nothing about customer data.
 use chrono::{DateTime, Utc};
 
-use crate::domain::{shanghai, Fen};
+use crate::domain::{shanghai, Fen, Period};
 
 /// Input that does not parse into a domain type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +155,19 @@ pub enum Error {
     // --- top-up (service/topup.rs, service/history.rs) ----------------------------------------
     #[error("No such top-up record.")]
     UnknownReceipt,
+    // --- billing: usage, rating, bills, month close, points (service/usage, billing,
+    // month_close, points) ---------------------------------------------------------------
+    #[error("{period} has not ended yet; it can be closed from {}.", local(.closes_from))]
+    MonthNotOver {
+        period: Period,
+        closes_from: DateTime<Utc>,
+    },
+    #[error("Invalid usage record ({0}).")]
+    InvalidUsage(String),
+    #[error("The number of points must be positive.")]
+    InvalidPoints,
+    #[error("This request was already used for a different redemption.")]
+    RedemptionConflict,
 
     // --- infrastructure -------------------------------------------------------------------
     #[error("Storage error; please try again later.")]
@@ -222,6 +235,18 @@ impl Error {
             Error::UsernameTaken => "该工号已存在。".into(),
             // top-up (service/topup.rs, service/history.rs)
             Error::UnknownReceipt => "没有这笔充值记录。".into(),
+            // billing
+            Error::MonthNotOver {
+                period,
+                closes_from,
+            } => format!(
+                "{}尚未结束,{} 起才能月结。",
+                period.zh(),
+                local(closes_from)
+            ),
+            Error::InvalidUsage(_) => "话单数据不正确。".into(),
+            Error::InvalidPoints => "积分数量须为正数。".into(),
+            Error::RedemptionConflict => "该兑换请求已用于另一笔兑换。".into(),
             Error::Storage(_) => "系统繁忙,请稍后再试。".into(),
         }
     }

@@ -1,14 +1,20 @@
 //! One module per capability; each adds methods to [`crate::Hall`].
 pub mod arrears;
 pub mod auth;
+pub mod billing;
 pub mod cards;
 pub mod catalogue;
 pub mod codes;
 pub mod history;
 pub mod ledger;
+pub mod month_close;
 pub mod outbox;
 pub(crate) mod passwords;
 pub mod payment;
+pub mod points;
+pub mod prompts;
+pub mod rating;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod topup;
+pub mod usage;

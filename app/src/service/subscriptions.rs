@@ -235,6 +235,11 @@ impl Hall {
         outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
         tx.commit().await?;
         let charged = product.monthly_fee;
+        // The fee counts towards this month's spend: it may cross the high-bill threshold.
+        // The order is committed: a failed check must not report it as failed.
+        if let Err(e) = self.check_bill_alert(msisdn).await {
+            tracing::warn!(error = %e, "high-bill alert check failed after a subscription");
+        }
         Ok(Subscribed {
             subscription_id: id,
             product,
