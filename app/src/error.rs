@@ -37,6 +37,11 @@ pub enum Invalid {
     Username,
     #[error("A staff password needs at least 8 characters with letters and digits.")]
     StaffPassword,
+    // --- staff (service/staff.rs, service/totp.rs) ----------------------------------------
+    #[error("Not a valid authenticator secret (Base32, at least 16 characters).")]
+    TotpSecret,
+    #[error("Please give a display name (at most 64 characters).")]
+    DisplayName,
 }
 
 impl Invalid {
@@ -57,6 +62,9 @@ impl Invalid {
             Invalid::AlertThreshold => "提醒额度须在 0 至 100000 元之间。",
             Invalid::Username => "工号格式不正确。",
             Invalid::StaffPassword => "员工密码至少 8 位,须包含字母和数字。",
+            // staff
+            Invalid::TotpSecret => "动态口令密钥格式不正确(Base32,至少 16 个字符)。",
+            Invalid::DisplayName => "请填写姓名(最多 64 个字)。",
         }
     }
 }
@@ -168,6 +176,9 @@ pub enum Error {
     InvalidPoints,
     #[error("This request was already used for a different redemption.")]
     RedemptionConflict,
+    // --- staff accounts (service/staff.rs) ------------------------------------------------
+    #[error("No such staff member.")]
+    UnknownStaff,
 
     // --- infrastructure -------------------------------------------------------------------
     #[error("Storage error; please try again later.")]
@@ -247,6 +258,8 @@ impl Error {
             Error::InvalidUsage(_) => "话单数据不正确。".into(),
             Error::InvalidPoints => "积分数量须为正数。".into(),
             Error::RedemptionConflict => "该兑换请求已用于另一笔兑换。".into(),
+            // staff accounts
+            Error::UnknownStaff => "没有这个员工账号。".into(),
             Error::Storage(_) => "系统繁忙,请稍后再试。".into(),
         }
     }

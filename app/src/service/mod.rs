@@ -1,11 +1,13 @@
 //! One module per capability; each adds methods to [`crate::Hall`].
 pub mod arrears;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod cards;
 pub mod catalogue;
 pub mod codes;
 pub mod history;
+pub mod impersonation;
 pub mod ledger;
 pub mod month_close;
 pub mod outbox;
@@ -14,7 +16,9 @@ pub mod payment;
 pub mod points;
 pub mod prompts;
 pub mod rating;
+pub mod staff;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod topup;
+pub mod totp;
 pub mod usage;
