@@ -2,6 +2,7 @@
 //! console are thin channels over [`Hall`].
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod hall;

@@ -1,0 +1,45 @@
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use app::Hall;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+pub fn router(hall: Hall) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(hall)
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The process can reach its database.
+async fn readyz(State(hall): State<Hall>) -> (StatusCode, &'static str) {
+    match sqlx_ping(&hall).await {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+async fn sqlx_ping(hall: &Hall) -> bool {
+    hall.ping().await.is_ok()
+}
+
+pub async fn serve(hall: Hall, addr: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("web hall listening on http://{addr}");
+    axum::serve(listener, router(hall))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
