@@ -1,1 +1,3 @@
 //! The SMS business hall: the command grammar, replies and the SMPP link to the SMSC.
+pub mod simulator;
+pub mod smpp;

@@ -9,7 +9,8 @@ use app::Hall;
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .init();
     match run().await {
@@ -27,9 +28,13 @@ async fn run() -> Result<()> {
         .await
         .with_context(|| format!("cannot open the database at {}", redact(&cfg.database_url)))?;
     match &cfg.smsc {
-        Some(smsc) => tracing::info!(host = %smsc.host, port = smsc.port, system_id = %smsc.system_id, "SMSC configured"),
+        Some(smsc) => {
+            tracing::info!(host = %smsc.host, port = smsc.port, system_id = %smsc.system_id, "SMSC configured")
+        }
         None => tracing::info!("no OPENHALL_SMSC: the built-in SMSC simulator will be used"),
     }
     // The SMPP session (issue 4) is not built yet: say so plainly rather than pretend to serve.
-    anyhow::bail!("the SMPP link is not implemented yet (issue 4); the database is migrated and ready")
+    anyhow::bail!(
+        "the SMPP link is not implemented yet (issue 4); the database is migrated and ready"
+    )
 }
