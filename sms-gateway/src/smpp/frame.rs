@@ -18,12 +18,18 @@ use rusmpp::{Command, CommandStatus};
 use tokio_util::bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
+use futures::{Sink, SinkExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
 use super::text::Segment;
 
 /// The largest PDU we accept (SMPP gives no bound; 64 KiB is far above any real one).
 pub const MAX_PDU: usize = 64 * 1024;
 
 /// A PDU read from the peer.
+// Each value is moved once from the codec to its handler: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Inbound {
     Command(Command),
@@ -35,6 +41,7 @@ pub enum Inbound {
 #[derive(Debug, Clone)]
 pub struct Malformed {
     pub command_id: u32,
+    pub command_status: u32,
     pub sequence_number: u32,
     pub error: String,
 }
@@ -73,12 +80,13 @@ impl Decoder for SmppCodec {
         let mut frame = src.split_to(len);
         let word =
             |i: usize| u32::from_be_bytes([frame[i], frame[i + 1], frame[i + 2], frame[i + 3]]);
-        let (command_id, sequence_number) = (word(4), word(12));
+        let (command_id, command_status, sequence_number) = (word(4), word(8), word(12));
         frame.advance(4);
         Ok(Some(match Command::decode(&mut frame, len - 4) {
             Ok((command, _)) => Inbound::Command(command),
             Err(e) => Inbound::Malformed(Malformed {
                 command_id,
+                command_status,
                 sequence_number,
                 error: e.to_string(),
             }),
@@ -95,6 +103,50 @@ impl Encoder<Command> for SmppCodec {
             other => io::Error::other(other.to_string()),
         })
     }
+}
+
+/// What a session's writer task is asked to do.
+#[allow(clippy::large_enum_variant)] // as for `Inbound`
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Write this PDU.
+    Pdu(Command),
+    /// Flush, close the write half and stop (after a final unbind / unbind_resp).
+    Close,
+}
+
+/// Spawns the task that owns a session's write half: PDUs go out in the order they were
+/// queued. A write error cancels `closed` (the reader then ends the session); `closed` being
+/// cancelled stops the writer at once, dropping whatever is queued (an abrupt close).
+pub fn spawn_writer<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    closed: CancellationToken,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Sink<Command, Error = io::Error> + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = closed.cancelled() => break,
+                next = rx.recv() => match next {
+                    Some(Outgoing::Pdu(command)) => {
+                        if let Err(e) = sink.send(command).await {
+                            tracing::debug!(error = %e, "SMPP write failed");
+                            closed.cancel();
+                            break;
+                        }
+                    }
+                    Some(Outgoing::Close) | None => {
+                        let _ = sink.close().await;
+                        break;
+                    }
+                },
+            }
+        }
+    })
 }
 
 /// Sequence numbers for one session: 1, 2, … 0x7FFFFFFF, then 1 again (SMPP 3.4 §5.1.4:

@@ -43,7 +43,7 @@ pub enum Septets {
 
 impl Septets {
     /// How many septets the character takes (what counts against the 160/153 limits).
-    pub fn len(self) -> usize {
+    pub fn count(self) -> usize {
         match self {
             Septets::Basic(_) => 1,
             Septets::Extended(_) => 2,

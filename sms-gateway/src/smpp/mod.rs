@@ -19,7 +19,9 @@ pub mod receipt;
 pub mod text;
 pub mod udh;
 
-// pub use esme::{DeliveryReceipt, Esme, EsmeConfig, EsmeHandle, IncomingMo, MoHandler, MoVerdict, SubmitError};
+pub use esme::{
+    DeliveryReceipt, Esme, EsmeConfig, EsmeHandle, IncomingMo, MoHandler, MoVerdict, SubmitError,
+};
 pub use reassembly::Reassembler;
 pub use text::{decode_mo, encode_mt, DecodeError, MoText, Segment};
 pub use udh::ConcatInfo;

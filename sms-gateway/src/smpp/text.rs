@@ -191,7 +191,7 @@ pub fn encode_mt_with_reference(text: &str, reference: u8) -> Vec<Segment> {
                 .map(|s| {
                     let mut b = Vec::with_capacity(2);
                     s.push_to(&mut b);
-                    (s.len(), b)
+                    (s.count(), b)
                 })
                 .collect();
             (DCS_GSM7, units, GSM7_SINGLE, GSM7_PART)
