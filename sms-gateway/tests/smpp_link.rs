@@ -473,6 +473,35 @@ async fn an_mo_whose_answer_is_lost_with_the_connection_is_delivered_again() {
 }
 
 #[tokio::test]
+async fn mo_parts_acknowledged_before_a_reconnect_still_complete_the_message() {
+    let r = rig().await;
+    let text = chinese(100);
+    let parts = encode_mt_with_reference(&text, 9);
+    assert_eq!(
+        r.smsc
+            .send_segments(SUBSCRIBER, SHORT_CODE, &parts[..1])
+            .await,
+        Ok(vec![status::ESME_ROK])
+    );
+    r.smsc.drop_connection();
+    assert!(
+        r.smsc
+            .wait_until(WAIT, || r.smsc.bind_count() == 2 && r.smsc.is_bound())
+            .await
+    );
+    // The SMSC only delivers what was not acknowledged: the second part.
+    assert_eq!(
+        r.smsc
+            .send_segments(SUBSCRIBER, SHORT_CODE, &parts[1..])
+            .await,
+        Ok(vec![status::ESME_ROK])
+    );
+    let mos = r.rec.wait_mos(1).await;
+    assert_eq!(mos.len(), 1);
+    assert_eq!(mos[0].text, text);
+}
+
+#[tokio::test]
 async fn a_temporary_failure_is_answered_esme_rx_t_appn_and_redelivery_works() {
     let r = rig().await;
     r.rec.fail.store(true, Ordering::SeqCst);

@@ -327,9 +327,13 @@ impl EsmeHandle {
             if shared.shutdown.is_cancelled() {
                 return Err(SubmitError::ShuttingDown);
             }
+            // Wait out a throttling pause (ours or another submit's); shutdown cuts it short.
             let pause = *shared.throttled_until.lock().unwrap();
             if let Some(until) = pause {
-                sleep_until(until).await;
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return Err(SubmitError::ShuttingDown),
+                    _ = sleep_until(until) => {}
+                }
             }
             let link = self
                 .wait_link(config.link_wait)
@@ -387,14 +391,14 @@ impl EsmeHandle {
                         "SMSC throttled submit_sm; retrying"
                     );
                     {
-                        // Every submit waits out the pause, not just this one.
+                        // Every submit waits out the pause (at the top of the loop), not just
+                        // this one.
                         let mut until = shared.throttled_until.lock().unwrap();
                         let candidate = Instant::now() + backoff;
                         if until.is_none_or(|u| u < candidate) {
                             *until = Some(candidate);
                         }
                     }
-                    sleep(backoff).await;
                     backoff = (backoff * 2).min(config.backoff_max);
                 }
                 other => {
