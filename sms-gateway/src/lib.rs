@@ -1,2 +1,4 @@
 //! The SMS business hall: the command grammar, replies and the SMPP link to the SMSC.
 pub mod grammar;
+pub mod simulator;
+pub mod smpp;
