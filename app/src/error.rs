@@ -264,6 +264,15 @@ impl Error {
         }
     }
 
+    /// For operators and logs, never for subscribers: the cause behind a storage failure, or the
+    /// user-facing message otherwise.
+    pub fn operator_detail(&self) -> String {
+        match self {
+            Error::Storage(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the person can fix it (a 4xx) rather than the system failing (a 5xx).
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Error::Storage(_))

@@ -71,8 +71,9 @@ pub fn test_database_url() -> Option<String> {
         .filter(|u| u.starts_with("postgres"))
 }
 
-/// A fresh, empty, migrated database of the configured kind, and the guard that removes it.
-pub async fn fresh_db() -> (Db, TestDbGuard) {
+/// A fresh, empty database of the configured kind (not yet migrated), as a URL that other
+/// processes can open, and the guard that removes it.
+pub async fn fresh_database_url() -> (String, TestDbGuard) {
     let name = unique_name();
     match test_database_url() {
         Some(admin_url) => {
@@ -88,12 +89,8 @@ pub async fn fresh_db() -> (Db, TestDbGuard) {
                 .rsplit_once('/')
                 .map(|(b, _)| b)
                 .unwrap_or(&admin_url);
-            let db = Db::connect_with(&format!("{base}/{name}"), Some(10))
-                .await
-                .expect("connect test database");
-            db.migrate().await.expect("migrate");
             (
-                db,
+                format!("{base}/{name}"),
                 TestDbGuard {
                     _dir: None,
                     pg: Some((admin_url, name)),
@@ -106,10 +103,8 @@ pub async fn fresh_db() -> (Db, TestDbGuard) {
                 "sqlite://{}",
                 dir.path().join(format!("{name}.db")).display()
             );
-            let db = Db::connect(&url).await.expect("open SQLite");
-            db.migrate().await.expect("migrate");
             (
-                db,
+                url,
                 TestDbGuard {
                     _dir: Some(dir),
                     pg: None,
@@ -117,6 +112,16 @@ pub async fn fresh_db() -> (Db, TestDbGuard) {
             )
         }
     }
+}
+
+/// A fresh, empty, migrated database of the configured kind, and the guard that removes it.
+pub async fn fresh_db() -> (Db, TestDbGuard) {
+    let (url, guard) = fresh_database_url().await;
+    let db = Db::connect_with(&url, Some(10))
+        .await
+        .expect("open the test database");
+    db.migrate().await.expect("migrate");
+    (db, guard)
 }
 
 /// The short-lived store of the configured kind: Redis (with a unique prefix) when `REDIS_URL`

@@ -37,7 +37,13 @@ enum Command {
 async fn connect(cfg: &Config) -> Result<Hall> {
     Hall::from_config(cfg)
         .await
+        .map_err(operator)
         .with_context(|| format!("cannot open the database at {}", redact(&cfg.database_url)))
+}
+
+/// An app error as an operator needs it: with the cause a subscriber would not be shown.
+fn operator(e: app::Error) -> anyhow::Error {
+    anyhow::anyhow!(e.operator_detail())
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -55,7 +61,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let period = Period::parse(&period).map_err(|e| anyhow::anyhow!("{period}: {e}"))?;
             let hall = connect(&cfg).await?;
             let started = Instant::now();
-            let report = hall.close_month(period).await?;
+            let report = hall.close_month(period).await.map_err(operator)?;
             println!(
                 "closed {period}: {} bills created, {} already closed, {} billed, in {:.1?}",
                 report.bills_created,
@@ -66,7 +72,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve => {
             let hall = connect(&cfg).await?;
-            if cfg.demo && app::demo::is_empty(&hall).await? {
+            if cfg.demo && app::demo::is_empty(&hall).await.map_err(operator)? {
                 seed(&hall, 0).await?;
             }
             crate::jobs::spawn(hall.clone());
@@ -78,7 +84,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn seed(hall: &Hall, generated: u64) -> Result<()> {
     let started = Instant::now();
-    if app::demo::seed_demo(hall).await? {
+    if app::demo::seed_demo(hall).await.map_err(operator)? {
         println!("demo data created in {:.1?}", started.elapsed());
     } else {
         println!("demo data already present");
@@ -91,14 +97,16 @@ async fn seed(hall: &Hall, generated: u64) -> Result<()> {
                 .progress_chars("=> "),
         );
         bar.set_message("generating subscribers");
-        app::demo::seed_generated(hall, generated, |done| bar.set_position(done)).await?;
+        app::demo::seed_generated(hall, generated, |done| bar.set_position(done))
+            .await
+            .map_err(operator)?;
         bar.finish();
         println!(
             "{generated} generated subscribers in {:.1?}",
             started.elapsed()
         );
     }
-    let cards = app::demo::print_cards(hall, 10).await?;
+    let cards = app::demo::print_cards(hall, 10).await.map_err(operator)?;
     println!("recharge cards printed for this run (serial / PIN / value):");
     for c in cards {
         println!("  {} / {} / {}", c.serial, c.pin, c.value);

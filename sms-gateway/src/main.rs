@@ -26,6 +26,7 @@ async fn run() -> Result<()> {
     let cfg = Config::from_env()?;
     let _hall = Hall::from_config(&cfg)
         .await
+        .map_err(|e| anyhow::anyhow!(e.operator_detail()))
         .with_context(|| format!("cannot open the database at {}", redact(&cfg.database_url)))?;
     match &cfg.smsc {
         Some(smsc) => {
