@@ -16,6 +16,7 @@ pub mod payment;
 pub mod points;
 pub mod prompts;
 pub mod rating;
+pub mod sms;
 pub mod staff;
 pub mod subscribers;
 pub mod subscriptions;

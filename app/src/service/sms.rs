@@ -1,0 +1,453 @@
+//! The SMS channel's side of the service layer: the MO inbox (persisted before the SMSC is
+//! answered, deduplicated against redelivery), the per-number command limit, the one polite
+//! refusal for non-subscribers, and the outbox as the gateway drains it (claim, sent, retry,
+//! delivery receipts). Several gateways may share one database: claims are conditional updates.
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::clock::from_millis;
+use crate::domain::Msisdn;
+use crate::error::Result;
+use crate::hall::Hall;
+use crate::service::outbox::{self, SmsKind};
+use crate::store::RateDecision;
+
+/// A redelivery of the same text from the same number within this window is the same MO.
+/// SMPP 3.4 gives an MO no id of its own, so content and time are all there is to go on;
+/// the window is far shorter than a person needs to read a reply and answer it.
+pub const DEDUPE_WINDOW_MS: i64 = 20_000;
+/// SPEC §4: 30 commands in 10 minutes per number.
+pub const COMMAND_LIMIT: (i64, i64) = (10 * 60_000, 30);
+/// A claimed message not finished within this time is taken over by another worker.
+const CLAIM_TIMEOUT_MS: i64 = 60_000;
+/// Retries of an MT before it is given up as failed, with back-off between them.
+const MAX_ATTEMPTS: i64 = 8;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InboxMo {
+    pub id: i64,
+    pub source: String,
+    pub destination: String,
+    pub body: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the per-number limit says about one more command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandAllowance {
+    Allowed,
+    /// Over the limit: answer "too frequent" this once…
+    TooFrequent,
+    /// …and nothing after that until the window has room again.
+    Silent,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboundSms {
+    pub id: i64,
+    pub msisdn: String,
+    pub kind: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Hall {
+    /// Stores an MO. Returns its inbox id, or `None` when it is a redelivery of one already
+    /// stored. Only after this returns may the gateway acknowledge the `deliver_sm`.
+    pub async fn receive_mo(
+        &self,
+        source: &str,
+        destination: &str,
+        text: &str,
+    ) -> Result<Option<i64>> {
+        let now = self.now_ms();
+        let h = hash(text);
+        let mut tx = self.db().begin().await?;
+        let seen = sqlx::query("SELECT 1 FROM sms_inbox WHERE source = $1 AND body_hash = $2 AND received_at > $3 LIMIT 1")
+            .bind(source)
+            .bind(&h)
+            .bind(now - DEDUPE_WINDOW_MS)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if seen {
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(source)
+        .bind(destination)
+        .bind(text)
+        .bind(&h)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Claims up to `limit` stored MO to handle, oldest first, including any another worker
+    /// claimed and did not finish in time.
+    pub async fn claim_mo(&self, limit: i64) -> Result<Vec<InboxMo>> {
+        let now = self.now_ms();
+        let rows = sqlx::query(
+            "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 WHERE id IN (\
+               SELECT id FROM sms_inbox WHERE status = 'received' OR (status = 'handling' AND claimed_at < $2) \
+               ORDER BY id LIMIT $3) \
+             AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
+             RETURNING id, source, destination, body, received_at",
+        )
+        .bind(now)
+        .bind(now - CLAIM_TIMEOUT_MS)
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out: Vec<InboxMo> = rows
+            .iter()
+            .map(|r| {
+                Ok(InboxMo {
+                    id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    destination: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    received_at: from_millis(r.try_get(4)?),
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    /// Marks an MO handled and queues its reply in one transaction, so a crash in between
+    /// leaves the MO to be handled again rather than answered twice.
+    pub async fn complete_mo(&self, id: i64, reply: Option<&str>) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
+        let source: Option<String> = sqlx::query(
+            "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        if let (Some(source), Some(reply)) = (source, reply) {
+            if let Ok(to) = Msisdn::parse(&source) {
+                outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts one command against the number's limit.
+    pub async fn command_allowance(&self, msisdn: &Msisdn) -> Result<CommandAllowance> {
+        let now = self.now_ms();
+        match self
+            .eph()
+            .rate_hit(
+                &format!("smscmd:{}", msisdn.as_str()),
+                now,
+                &[COMMAND_LIMIT],
+            )
+            .await?
+        {
+            RateDecision::Allowed => Ok(CommandAllowance::Allowed),
+            RateDecision::Limited { retry_after_ms } => {
+                let ttl = Duration::from_millis(retry_after_ms.max(1) as u64);
+                let n = self
+                    .eph()
+                    .incr(&format!("smscmd:told:{}", msisdn.as_str()), ttl)
+                    .await?;
+                Ok(if n == 1 {
+                    CommandAllowance::TooFrequent
+                } else {
+                    CommandAllowance::Silent
+                })
+            }
+        }
+    }
+
+    /// Whether a sender that is not a subscriber should get the polite refusal: once a day.
+    pub async fn refuse_stranger_once(&self, source: &str) -> Result<bool> {
+        let day = Duration::from_secs(24 * 3600);
+        Ok(self.eph().incr(&format!("stranger:{source}"), day).await? == 1)
+    }
+
+    /// Claims up to `limit` due outbox messages for sending.
+    pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboundSms>> {
+        let now = self.now_ms();
+        let due = "(status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2)";
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT id FROM outbox WHERE {due} ORDER BY id LIMIT $3) AND ({due}) \
+             RETURNING id, msisdn, kind, body, attempts"
+        ))
+        .bind(now)
+        .bind(now - CLAIM_TIMEOUT_MS)
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out: Vec<OutboundSms> = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboundSms {
+                    id: r.try_get(0)?,
+                    msisdn: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    /// Records that the SMSC accepted every part of a message.
+    pub async fn outbox_sent(&self, id: i64, message_ids: &[String]) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL WHERE id = $3")
+            .bind(now)
+            .bind(message_ids.join(","))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (part, mid) in message_ids.iter().enumerate() {
+            sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
+                .bind(mid)
+                .bind(id)
+                .bind(part as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried with back-off (30 s, 1 min, 2 min … 30 min), or given
+    /// up after `MAX_ATTEMPTS` or when `permanent`.
+    pub async fn outbox_failed(&self, id: i64, error: &str, permanent: bool) -> Result<()> {
+        let now = self.now_ms();
+        let row = sqlx::query("SELECT attempts FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db().pool())
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let attempts: i64 = row.try_get(0)?;
+        let give_up = permanent || attempts >= MAX_ATTEMPTS;
+        let delay = (30_000i64 << (attempts - 1).clamp(0, 6)).min(30 * 60_000);
+        sqlx::query("UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4 AND status = 'sending'")
+            .bind(if give_up { "failed" } else { "queued" })
+            .bind(now + delay)
+            .bind(error)
+            .bind(id)
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a delivery receipt for one part; the message counts as delivered when every
+    /// part is. Returns false for a message id this hall did not send.
+    pub async fn outbox_receipt(&self, message_id: &str, stat: &str) -> Result<bool> {
+        let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
+        let outbox_id: Option<i64> = sqlx::query(
+            "UPDATE outbox_parts SET stat = $1, receipt_at = $2 WHERE message_id = $3 RETURNING outbox_id",
+        )
+        .bind(stat)
+        .bind(now)
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+        let Some(outbox_id) = outbox_id else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL AND NOT EXISTS (\
+               SELECT 1 FROM outbox_parts WHERE outbox_id = $2 AND (stat IS NULL OR stat <> 'DELIVRD'))",
+        )
+        .bind(now)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Messages waiting to be sent (for metrics and the handset page).
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
+                .fetch_one(self.db().pool())
+                .await?
+                .try_get(0)?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestHall;
+    use chrono::Duration as D;
+
+    #[tokio::test]
+    async fn a_redelivered_mo_is_stored_once_but_a_later_repeat_is_new() {
+        let t = TestHall::empty().await;
+        let a = t.receive_mo("13800138000", "10086", "CXYE").await.unwrap();
+        assert!(a.is_some());
+        assert_eq!(
+            t.receive_mo("13800138000", "10086", "CXYE").await.unwrap(),
+            None
+        );
+        assert!(
+            t.receive_mo("13900139000", "10086", "CXYE")
+                .await
+                .unwrap()
+                .is_some(),
+            "another number"
+        );
+        t.clock.advance(D::seconds(21));
+        assert!(t
+            .receive_mo("13800138000", "10086", "CXYE")
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn claimed_mo_are_handled_once_and_replies_queued() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let id = t
+            .receive_mo("13800138000", "10086", "CXYE")
+            .await
+            .unwrap()
+            .unwrap();
+        let claimed = t.claim_mo(10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert!(t.claim_mo(10).await.unwrap().is_empty(), "claimed once");
+        t.complete_mo(id, Some("您的余额为 0.00元")).await.unwrap();
+        t.complete_mo(id, Some("again")).await.unwrap();
+        let out = t.outbox_for(&m, 10).await.unwrap();
+        assert_eq!(
+            out.len(),
+            1,
+            "one reply, however often completion is retried"
+        );
+        assert_eq!(out[0].kind, "reply");
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_claim_is_taken_over() {
+        let t = TestHall::empty().await;
+        t.receive_mo("13800138000", "10086", "CXYE").await.unwrap();
+        assert_eq!(t.claim_mo(10).await.unwrap().len(), 1);
+        t.clock.advance(D::seconds(61));
+        assert_eq!(t.claim_mo(10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn thirty_commands_then_one_warning_then_silence() {
+        let t = TestHall::empty().await;
+        let m = Msisdn::parse("13800138000").unwrap();
+        for _ in 0..30 {
+            assert_eq!(
+                t.command_allowance(&m).await.unwrap(),
+                CommandAllowance::Allowed
+            );
+        }
+        assert_eq!(
+            t.command_allowance(&m).await.unwrap(),
+            CommandAllowance::TooFrequent
+        );
+        assert_eq!(
+            t.command_allowance(&m).await.unwrap(),
+            CommandAllowance::Silent
+        );
+        t.clock.advance(D::minutes(10));
+        assert_eq!(
+            t.command_allowance(&m).await.unwrap(),
+            CommandAllowance::Allowed
+        );
+    }
+
+    #[tokio::test]
+    async fn strangers_are_refused_once() {
+        let t = TestHall::empty().await;
+        assert!(t.refuse_stranger_once("13999999999").await.unwrap());
+        assert!(!t.refuse_stranger_once("13999999999").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_outbox_is_claimed_sent_retried_and_receipted() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        t.resume_by_request(&m).await.unwrap();
+        let batch = t.claim_outbox(10).await.unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(t.claim_outbox(10).await.unwrap().is_empty());
+        t.outbox_sent(batch[0].id, &["m1".into(), "m2".into()])
+            .await
+            .unwrap();
+        t.outbox_failed(batch[1].id, "throttled", false)
+            .await
+            .unwrap();
+        assert!(
+            t.claim_outbox(10).await.unwrap().is_empty(),
+            "not before the back-off"
+        );
+        t.clock.advance(D::seconds(31));
+        let again = t.claim_outbox(10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 2));
+        assert!(t.outbox_receipt("m1", "DELIVRD").await.unwrap());
+        assert!(!t.outbox_receipt("nope", "DELIVRD").await.unwrap());
+        let delivered = |id| {
+            let t = &t;
+            async move {
+                sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(t.db().pool())
+                    .await
+                    .unwrap()
+                    .try_get::<Option<i64>, _>(0)
+                    .unwrap()
+            }
+        };
+        assert!(delivered(batch[0].id).await.is_none(), "one part of two");
+        t.outbox_receipt("m2", "DELIVRD").await.unwrap();
+        assert!(delivered(batch[0].id).await.is_some());
+        assert_eq!(t.outbox_depth().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_is_given_up_after_the_last_attempt() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        for _ in 0..MAX_ATTEMPTS {
+            t.clock.advance(D::hours(1));
+            let b = t.claim_outbox(10).await.unwrap();
+            assert_eq!(b.len(), 1);
+            t.outbox_failed(b[0].id, "rejected", false).await.unwrap();
+        }
+        t.clock.advance(D::hours(1));
+        assert!(t.claim_outbox(10).await.unwrap().is_empty());
+        assert_eq!(t.outbox_for(&m, 1).await.unwrap()[0].status, "failed");
+    }
+}
