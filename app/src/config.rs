@@ -8,6 +8,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub http_addr: SocketAddr,
     pub smsc: Option<SmscAddress>,
+    /// Where `server` hosts the built-in SMSC simulator when no `OPENHALL_SMSC` is set, and
+    /// where `sms-gateway` then binds.
+    pub sim_addr: SocketAddr,
     pub short_code: String,
     pub demo: bool,
     pub settings: Settings,
@@ -118,6 +121,10 @@ impl Config {
             smsc: get("OPENHALL_SMSC")
                 .map(|s| SmscAddress::parse(&s))
                 .transpose()?,
+            sim_addr: get("OPENHALL_SIM_ADDR")
+                .unwrap_or_else(|| "127.0.0.1:2775".into())
+                .parse()
+                .map_err(|_| ConfigError::Invalid("OPENHALL_SIM_ADDR", "expected HOST:PORT"))?,
             short_code,
             demo: match get("OPENHALL_DEMO").as_deref() {
                 None | Some("0") | Some("false") => false,
@@ -148,6 +155,7 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://data/openhall.db");
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.short_code, "10086");
+        assert_eq!(c.sim_addr.to_string(), "127.0.0.1:2775");
         assert!(c.redis_url.is_none() && c.smsc.is_none() && !c.demo);
         assert_eq!(c.settings.code_ttl.as_secs(), 300);
         assert_eq!(c.settings.confirm_ttl.as_secs(), 600);

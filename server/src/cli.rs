@@ -76,7 +76,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 seed(&hall, 0).await?;
             }
             crate::jobs::spawn(hall.clone());
-            crate::http::serve(hall, cfg.http_addr).await?;
+            let handset = crate::handset::Handset::start(&cfg).await?;
+            crate::http::serve(hall, handset, cfg.http_addr).await?;
         }
     }
     Ok(())

@@ -7,11 +7,18 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
-pub fn router(hall: Hall) -> Router {
+use crate::handset::{self, Handset};
+
+pub fn router(hall: Hall, handset: Option<Handset>) -> Router {
+    let phone = Router::new()
+        .route("/phone", get(handset::page).post(handset::send))
+        .route("/style/phone.css", get(handset::stylesheet))
+        .with_state(handset);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(hall)
+        .merge(phone)
 }
 
 /// The process is up.
@@ -31,12 +38,12 @@ async fn sqlx_ping(hall: &Hall) -> bool {
     hall.ping().await.is_ok()
 }
 
-pub async fn serve(hall: Hall, addr: SocketAddr) -> Result<()> {
+pub async fn serve(hall: Hall, handset: Option<Handset>, addr: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!("web hall listening on http://{addr}");
-    axum::serve(listener, router(hall))
+    axum::serve(listener, router(hall, handset))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
