@@ -1,0 +1,113 @@
+//! Products: `KT<code>` (asks for confirmation), `QX<code>`/`TD<code>`, the `0000` menu and
+//! cancelling by its numbers (`TD1`, `TD1,3`).
+use app::domain::{Msisdn, ProductCode};
+use app::service::prompts::PendingAction;
+use app::service::subscriptions::Subscription;
+use app::{Error, Hall, Result};
+
+use super::replies::{
+    CancelledByNumberReply, CancelledReply, Failure, Hint, MenuLine, MenuReply, SubscribePrompt,
+};
+use super::{error_text, error_with_hint, render};
+
+/// Only records the order and answers with its fee, charging rule and how to cancel; the
+/// subscriber's `是`/`Y` applies it (see `confirm.rs`).
+pub(super) async fn subscribe(hall: &Hall, m: &Msisdn, code: ProductCode) -> Result<String> {
+    let prompt = match hall
+        .ask_confirmation(m, PendingAction::Subscribe(code.clone()))
+        .await
+    {
+        Ok(p) => p,
+        Err(e @ Error::UnknownProduct) => return Ok(error_with_hint(&e, Some(Hint::ProductCode))),
+        Err(e) => return Err(e),
+    };
+    Ok(render(&SubscribePrompt {
+        name: prompt.name_zh,
+        code: code.to_string(),
+        fee: prompt.fee.map(|f| f.yuan_text()),
+        rule: prompt.rule_zh,
+        minutes: prompt.valid_minutes,
+        short_code: hall.settings().short_code.clone(),
+    }))
+}
+
+pub(super) async fn cancel(hall: &Hall, m: &Msisdn, code: &ProductCode) -> Result<String> {
+    match hall.cancel(m, code).await {
+        Ok(until) => {
+            // The name for the reply; the cancellation itself is done, so a failed read
+            // falls back to the code rather than reporting a failure.
+            let name = hall
+                .product(code)
+                .await
+                .map(|p| p.name_zh)
+                .unwrap_or_else(|_| code.to_string());
+            Ok(render(&CancelledReply {
+                name,
+                month: until.month(),
+            }))
+        }
+        Err(e @ (Error::NotSubscribed | Error::UnknownProduct)) => {
+            Ok(error_with_hint(&e, Some(Hint::Menu)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The add-ons the `0000` menu lists, in its order: the live subscriptions not yet cancelled,
+/// in the order the service returns them (the order they were ordered). `TD<n>` reads the
+/// same list, so the numbers agree as long as nothing was cancelled in between.
+async fn menu_items(hall: &Hall, m: &Msisdn) -> Result<Vec<Subscription>> {
+    Ok(hall
+        .subscriptions(m)
+        .await?
+        .into_iter()
+        .filter(|s| s.end_period.is_none())
+        .collect())
+}
+
+pub(super) async fn menu(hall: &Hall, m: &Msisdn) -> Result<String> {
+    let items = menu_items(hall, m)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| MenuLine {
+            no: i + 1,
+            name: s.product.name_zh,
+            fee: s.product.monthly_fee.yuan_text(),
+        })
+        .collect();
+    Ok(render(&MenuReply { items }))
+}
+
+/// Cancels every numbered item it can and answers once for all of them. The numbers are
+/// resolved against one reading of the menu before anything is cancelled, so `TD1,3` means
+/// items 1 and 3 as the menu showed them.
+pub(super) async fn cancel_by_number(hall: &Hall, m: &Msisdn, numbers: &[u8]) -> Result<String> {
+    let items = menu_items(hall, m).await?;
+    let mut reply = CancelledByNumberReply {
+        done: Vec::new(),
+        month: 0,
+        failed: Vec::new(),
+        missing: Vec::new(),
+        count: items.len(),
+        left: items.len(),
+    };
+    for &n in numbers {
+        let Some(s) = usize::from(n).checked_sub(1).and_then(|i| items.get(i)) else {
+            reply.missing.push(n);
+            continue;
+        };
+        match hall.cancel(m, &s.product.code).await {
+            Ok(until) => {
+                reply.done.push(s.product.name_zh.clone());
+                reply.month = until.month();
+                reply.left -= 1;
+            }
+            Err(e) => reply.failed.push(Failure {
+                name: s.product.name_zh.clone(),
+                why: error_text(&e),
+            }),
+        }
+    }
+    Ok(render(&reply))
+}
