@@ -1,4 +1,5 @@
 //! The SMS business hall: the command grammar, replies and the SMPP link to the SMSC.
 pub mod grammar;
+pub mod runtime;
 pub mod simulator;
 pub mod smpp;
