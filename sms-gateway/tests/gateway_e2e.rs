@@ -437,6 +437,13 @@ async fn a_300_character_chinese_reply_arrives_as_five_numbered_parts() {
     r.settle().await;
     let out = r.t.outbox_for(&r.m(), 1).await.unwrap();
     assert_eq!(out[0].status, "sent");
+    // Each part's receipt is matched, even those that overtake the record of the sending.
+    assert!(
+        eventually(|| async { r.gw.stats().receipts_matched == 5 }).await,
+        "{:?}",
+        r.gw.stats()
+    );
+    assert_eq!(r.gw.stats().receipts_unmatched, 0);
 }
 
 #[tokio::test]

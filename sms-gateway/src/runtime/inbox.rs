@@ -8,8 +8,10 @@
 //! stored. MO to numbers other than the short code are stored the same way; the worker
 //! completes them without a reply.
 //!
-//! Delivery receipts are recorded against the outbox message they report on.
+//! Delivery receipts are recorded against the outbox message they report on (waiting a little
+//! for a receipt that overtakes the record of its message's sending).
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::domain::Msisdn;
 use app::Hall;
@@ -24,14 +26,22 @@ pub struct Inbox {
     /// Wakes the worker when an MO is stored.
     mo_arrived: Arc<Notify>,
     counters: Arc<Counters>,
+    /// How long a receipt for a message id not (yet) recorded keeps being looked up.
+    receipt_wait: Duration,
 }
 
 impl Inbox {
-    pub(crate) fn new(hall: Hall, mo_arrived: Arc<Notify>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        hall: Hall,
+        mo_arrived: Arc<Notify>,
+        counters: Arc<Counters>,
+        receipt_wait: Duration,
+    ) -> Self {
         Inbox {
             hall,
             mo_arrived,
             counters,
+            receipt_wait,
         }
     }
 }
@@ -81,23 +91,37 @@ impl MoHandler for Inbox {
             tracing::debug!(stat = %receipt.stat, "delivery receipt without a message id");
             return MoVerdict::Accept;
         }
-        match self
-            .hall
-            .outbox_receipt(&receipt.message_id, &receipt.stat)
-            .await
-        {
-            Ok(true) => {
-                Counters::bump(&self.counters.receipts_matched);
-                MoVerdict::Accept
-            }
-            Ok(false) => {
-                // Another system's message, or one sent before the outbox was cleaned.
-                tracing::debug!(message_id = %receipt.message_id, "receipt for a message we do not know");
-                MoVerdict::Accept
-            }
-            Err(e) => {
-                tracing::warn!(error = %e.operator_detail(), "cannot record a delivery receipt; asking for redelivery");
-                MoVerdict::TemporaryFailure
+        // A receipt can overtake its own bookkeeping: the SMSC answers each part's submit_sm
+        // and may report its delivery at once, while the hall records the message ids only
+        // when every part is accepted. So an unknown id is looked up again for a while
+        // (this runs in its own task; only this receipt's answer waits).
+        let deadline = tokio::time::Instant::now() + self.receipt_wait;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self
+                .hall
+                .outbox_receipt(&receipt.message_id, &receipt.stat)
+                .await
+            {
+                Ok(true) => {
+                    Counters::bump(&self.counters.receipts_matched);
+                    return MoVerdict::Accept;
+                }
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Ok(false) => {
+                    // Another system's message, or one whose sending was never recorded.
+                    Counters::bump(&self.counters.receipts_unmatched);
+                    tracing::info!(message_id = %receipt.message_id, stat = %receipt.stat,
+                        "delivery receipt for a message id the outbox does not know");
+                    return MoVerdict::Accept;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.operator_detail(), "cannot record a delivery receipt; asking for redelivery");
+                    return MoVerdict::TemporaryFailure;
+                }
             }
         }
     }

@@ -87,6 +87,9 @@ pub struct RuntimeOptions {
     pub max_handler_failures: u32,
     /// How long shutdown waits for the loops to finish the work in hand before unbinding.
     pub shutdown_timeout: Duration,
+    /// How long a delivery receipt whose message id is not (yet) recorded keeps being
+    /// matched: receipts may overtake the record of a multipart message's sending.
+    pub receipt_wait: Duration,
 }
 
 impl RuntimeOptions {
@@ -99,6 +102,7 @@ impl RuntimeOptions {
             handler_timeout: Duration::from_secs(30),
             max_handler_failures: 3,
             shutdown_timeout: Duration::from_secs(10),
+            receipt_wait: Duration::from_secs(10),
         }
     }
 }
@@ -114,6 +118,7 @@ pub(crate) struct Counters {
     pub replies_queued: AtomicU64,
     pub handler_failures: AtomicU64,
     pub receipts_matched: AtomicU64,
+    pub receipts_unmatched: AtomicU64,
     pub mt_sent: AtomicU64,
     pub mt_retry_later: AtomicU64,
     pub mt_failed: AtomicU64,
@@ -147,6 +152,8 @@ pub struct GatewayStats {
     pub handler_failures: u64,
     /// Delivery receipts that matched a message in the outbox.
     pub receipts_matched: u64,
+    /// Delivery receipts for message ids the outbox does not know.
+    pub receipts_unmatched: u64,
     /// Outbox messages the SMSC accepted in full.
     pub mt_sent: u64,
     /// Outbox messages put back for a later attempt (link down, throttled, timed out).
@@ -191,6 +198,7 @@ impl Gateway {
             hall.clone(),
             mo_arrived.clone(),
             counters.clone(),
+            options.receipt_wait,
         ));
         let esme = Esme::connect(esme_config, wrap(inbox));
 
@@ -274,6 +282,7 @@ impl GatewayHandle {
             replies_queued: get(&c.replies_queued),
             handler_failures: get(&c.handler_failures),
             receipts_matched: get(&c.receipts_matched),
+            receipts_unmatched: get(&c.receipts_unmatched),
             mt_sent: get(&c.mt_sent),
             mt_retry_later: get(&c.mt_retry_later),
             mt_failed: get(&c.mt_failed),
@@ -301,7 +310,8 @@ impl GatewayHandle {
     }
 }
 
-/// Logs each change of the link's state (operators watch for "down").
+/// Warns when the link goes down (the link itself logs each bind and each session's end at
+/// info; an outage deserves a warning operators can alert on).
 async fn log_link_state(mut bound: watch::Receiver<bool>, stop: CancellationToken) {
     let mut was = *bound.borrow_and_update();
     loop {
@@ -314,14 +324,10 @@ async fn log_link_state(mut bound: watch::Receiver<bool>, stop: CancellationToke
             }
         }
         let now = *bound.borrow_and_update();
-        if now != was {
-            if now {
-                tracing::info!("SMPP link bound");
-            } else {
-                tracing::warn!("SMPP link down; reconnecting");
-            }
-            was = now;
+        if was && !now {
+            tracing::warn!("SMPP link down; reconnecting");
         }
+        was = now;
     }
 }
 
