@@ -551,6 +551,23 @@ async fn shutdown_unbinds_and_stops_sending() {
         .expect("a second shutdown is harmless");
 }
 
+#[tokio::test]
+async fn an_mo_acknowledged_just_before_shutdown_is_still_answered() {
+    let r = rig().await;
+    assert_eq!(r.mo("CXYE").await, status::ESME_ROK);
+    timeout(WAIT, r.gw.shutdown())
+        .await
+        .expect("shutdown is bounded");
+    assert_eq!(r.smsc.unbinds_received(), 1);
+    let mt = r
+        .smsc
+        .next_mt(Duration::from_millis(100))
+        .await
+        .expect("answered before the unbind");
+    assert_eq!(mt.text, "您的余额为50.00元");
+    assert_eq!(r.t.outbox_depth().await.unwrap(), 0);
+}
+
 /// The real binary against a simulator, on a fresh database: it answers, and on SIGTERM it
 /// unbinds and exits 0. Its logs carry no full number and no message text.
 #[tokio::test]

@@ -54,13 +54,25 @@ pub(crate) fn by_number(batch: Vec<OutboundSms>) -> Vec<Vec<OutboundSms>> {
 impl Drainer {
     pub(crate) async fn run(self) {
         let mut bound = self.esme.bound_watch();
+        // Set once stopping: what is due (the worker's last replies among it) is still sent
+        // while the link is up, until nothing is left or this deadline passes.
+        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            if self.stop.is_cancelled() {
-                break;
+            let stopping = self.stop.is_cancelled();
+            if stopping {
+                let d = *deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + self.options.shutdown_timeout
+                });
+                if tokio::time::Instant::now() >= d {
+                    break;
+                }
             }
             if !*bound.borrow_and_update() {
+                if stopping {
+                    break;
+                }
                 tokio::select! {
-                    _ = self.stop.cancelled() => break,
+                    _ = self.stop.cancelled() => {}
                     _ = bound.changed() => {}
                     _ = tokio::time::sleep(self.options.poll) => {}
                 }
@@ -74,8 +86,11 @@ impl Drainer {
                 }
             };
             if batch.is_empty() {
+                if stopping {
+                    break;
+                }
                 tokio::select! {
-                    _ = self.stop.cancelled() => break,
+                    _ = self.stop.cancelled() => {}
                     _ = self.outbox_ready.notified() => {}
                     _ = tokio::time::sleep(self.options.poll) => {}
                 }

@@ -191,7 +191,8 @@ impl Gateway {
         let counters = Arc::new(Counters::default());
         let mo_arrived = Arc::new(Notify::new());
         let outbox_ready = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
+        let stop_worker = CancellationToken::new();
+        let stop_drainer = CancellationToken::new();
         let window = esme_config.window.max(1);
 
         let inbox = Arc::new(Inbox::new(
@@ -209,7 +210,7 @@ impl Gateway {
             mo_arrived,
             outbox_ready: outbox_ready.clone(),
             counters: counters.clone(),
-            stop: stop.clone(),
+            stop: stop_worker.clone(),
         };
         let drainer = drainer::Drainer {
             hall,
@@ -218,20 +219,27 @@ impl Gateway {
             window,
             outbox_ready,
             counters: counters.clone(),
-            stop: stop.clone(),
+            stop: stop_drainer.clone(),
         };
-        let tasks = vec![
-            tokio::spawn(worker.run()),
-            tokio::spawn(drainer.run()),
-            tokio::spawn(log_link_state(esme.bound_watch(), stop.clone())),
-        ];
+        let tasks = Tasks {
+            worker: tokio::spawn(worker.run()),
+            drainer: tokio::spawn(drainer.run()),
+            link_log: tokio::spawn(log_link_state(esme.bound_watch(), stop_drainer.clone())),
+        };
         GatewayHandle {
             esme,
             counters,
-            stop,
-            tasks: Arc::new(Mutex::new(tasks)),
+            stop_worker,
+            stop_drainer,
+            tasks: Arc::new(Mutex::new(Some(tasks))),
         }
     }
+}
+
+struct Tasks {
+    worker: JoinHandle<()>,
+    drainer: JoinHandle<()>,
+    link_log: JoinHandle<()>,
 }
 
 /// Controls a running gateway. Cheap to clone.
@@ -239,15 +247,16 @@ impl Gateway {
 pub struct GatewayHandle {
     esme: EsmeHandle,
     counters: Arc<Counters>,
-    stop: CancellationToken,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    stop_worker: CancellationToken,
+    stop_drainer: CancellationToken,
+    tasks: Arc<Mutex<Option<Tasks>>>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayHandle")
             .field("esme", &self.esme)
-            .field("stopping", &self.stop.is_cancelled())
+            .field("stopping", &self.stop_worker.is_cancelled())
             .finish()
     }
 }
@@ -289,24 +298,36 @@ impl GatewayHandle {
         }
     }
 
-    /// Stops claiming work, lets the worker and the drainer finish what they hold (bounded by
-    /// [`RuntimeOptions::shutdown_timeout`]; what is left stays claimed and another instance
-    /// takes it over when the claim expires), then unbinds from the SMSC. Safe to call twice.
+    /// Stops gracefully: the worker handles the MO already stored (they were acknowledged),
+    /// then the drainer sends what is due (their replies among it), each bounded by
+    /// [`RuntimeOptions::shutdown_timeout`] — what is left stays for the next gateway (a claim
+    /// in flight is taken over when it expires) — then the link unbinds. Safe to call twice.
     pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
-        for mut task in tasks {
-            // The loops bound their own wait; this is a last resort against a stuck one.
-            if tokio::time::timeout(Duration::from_secs(30), &mut task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a gateway loop did not stop in time; aborting it");
-                task.abort();
-            }
+        let tasks = self.tasks.lock().unwrap().take();
+        if let Some(tasks) = tasks {
+            self.stop_worker.cancel();
+            stop_task("MO worker", tasks.worker).await;
+            self.stop_drainer.cancel();
+            stop_task("outbox drainer", tasks.drainer).await;
+            stop_task("link log", tasks.link_log).await;
         }
         self.esme.shutdown().await;
         tracing::info!("gateway stopped");
+    }
+}
+
+/// Waits for a loop that was told to stop. The loops bound their own work; this is a last
+/// resort against a stuck one.
+async fn stop_task(name: &str, mut task: JoinHandle<()>) {
+    if tokio::time::timeout(Duration::from_secs(30), &mut task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            loop_name = name,
+            "a gateway loop did not stop in time; aborting it"
+        );
+        task.abort();
     }
 }
 

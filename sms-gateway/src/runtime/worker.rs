@@ -41,9 +41,17 @@ enum Outcome {
 impl Worker {
     pub(crate) async fn run(self) {
         let mut failures: HashMap<i64, u32> = HashMap::new();
+        // Set once stopping: MO already stored (and so acknowledged) are still handled, until
+        // none is left or this deadline passes; the rest wait for the next gateway.
+        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             if self.stop.is_cancelled() {
-                break;
+                let d = *deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + self.options.shutdown_timeout
+                });
+                if tokio::time::Instant::now() >= d {
+                    break;
+                }
             }
             let batch = match self.hall.claim_mo(self.options.mo_batch).await {
                 Ok(b) => b,
@@ -53,7 +61,7 @@ impl Worker {
                 }
             };
             let full = batch.len() as i64 >= self.options.mo_batch;
-            // The whole batch is finished even when stopping: each MO is quick, and leaving
+            // A claimed batch is finished even when stopping: each MO is quick, and leaving
             // them claimed would delay their answers by the claim timeout.
             for mo in batch {
                 self.handle(mo, &mut failures).await;
@@ -61,8 +69,11 @@ impl Worker {
             if full {
                 continue;
             }
+            if self.stop.is_cancelled() {
+                break;
+            }
             tokio::select! {
-                _ = self.stop.cancelled() => break,
+                _ = self.stop.cancelled() => {}
                 _ = self.mo_arrived.notified() => {}
                 _ = tokio::time::sleep(self.options.poll) => {}
             }
