@@ -12,14 +12,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::Utc;
 use serde::Deserialize;
+use sms_gateway::runtime::{SIMULATOR_PASSWORD, SIMULATOR_SYSTEM_ID};
 use sms_gateway::simulator::{Smsc, SmscConfig, SmscHandle};
 
 use app::config::Config;
 use app::domain::{shanghai, Msisdn};
 
-/// The credentials the gateway binds to the built-in simulator with.
-pub const SIMULATOR_SYSTEM_ID: &str = "openhall";
-pub const SIMULATOR_PASSWORD: &str = "openhall";
 const LOG_LIMIT: usize = 2000;
 
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! The SMS business hall: the command grammar, replies and the SMPP link to the SMSC.
 pub mod commands;
 pub mod grammar;
+pub mod runtime;
 pub mod simulator;
 pub mod smpp;

@@ -1,9 +1,27 @@
 //! `sms-gateway`: the ESME that binds to the operator's SMSC (`OPENHALL_SMSC`) for the 10086
 //! SMS business hall. It reads the same environment as `server` and shares its database.
+//!
+//! - `OPENHALL_SMSC=smpp://SYSTEM_ID:PASSWORD@HOST:PORT`: bind to that SMSC.
+//! - Unset: bind to the built-in SMSC simulator that `server` hosts at `OPENHALL_SIM_ADDR`
+//!   (default 127.0.0.1:2775), reconnecting until it is there.
+//! - `sms-gateway --with-simulator`: host the simulator in this process instead (at
+//!   `OPENHALL_SIM_ADDR`), for running the gateway without `server`.
+//!
+//! SIGTERM or Ctrl-C: finish the work in hand, unbind, exit 0.
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use app::config::Config;
 use app::store::db::redact;
 use app::Hall;
+use sms_gateway::runtime::{self, CommandHandler, Gateway};
+use sms_gateway::simulator::{Smsc, SmscConfig};
+use sms_gateway::smpp::EsmeConfig;
+
+const USAGE: &str = "usage: sms-gateway [--with-simulator]\n\
+  Binds to OPENHALL_SMSC (smpp://SYSTEM_ID:PASSWORD@HOST:PORT), or, when it is unset, to the\n\
+  built-in SMSC simulator hosted by `server` at OPENHALL_SIM_ADDR (default 127.0.0.1:2775).\n\
+  --with-simulator  host the simulator in this process (at OPENHALL_SIM_ADDR) and bind to it";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -22,20 +40,97 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The command set the gateway answers with.
+struct Commands;
+
+#[async_trait::async_trait]
+impl CommandHandler for Commands {
+    async fn handle(&self, hall: &Hall, source: &str, text: &str) -> Option<String> {
+        sms_gateway::commands::handle_mo(hall, source, text).await
+    }
+}
+
 async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_simulator = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => false,
+        ["--with-simulator"] => true,
+        ["-h"] | ["--help"] => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        _ => anyhow::bail!("unexpected arguments\n{USAGE}"),
+    };
     let cfg = Config::from_env()?;
-    let _hall = Hall::from_config(&cfg)
+    let hall = Hall::from_config(&cfg)
         .await
         .map_err(|e| anyhow::anyhow!(e.operator_detail()))
         .with_context(|| format!("cannot open the database at {}", redact(&cfg.database_url)))?;
-    match &cfg.smsc {
-        Some(smsc) => {
-            tracing::info!(host = %smsc.host, port = smsc.port, system_id = %smsc.system_id, "SMSC configured")
+
+    let mut simulator = None;
+    let esme_config = match (&cfg.smsc, with_simulator) {
+        (Some(_), true) => {
+            anyhow::bail!("--with-simulator and OPENHALL_SMSC are both given: choose one")
         }
-        None => tracing::info!("no OPENHALL_SMSC: the built-in SMSC simulator will be used"),
+        (Some(smsc), false) => {
+            tracing::info!(host = %smsc.host, port = smsc.port, system_id = %smsc.system_id, "binding to the configured SMSC");
+            EsmeConfig::new(&smsc.host, smsc.port, &smsc.system_id, &smsc.password)
+        }
+        (None, true) => {
+            let addr = runtime::simulator_addr_from_env()?;
+            let mut sim_config =
+                SmscConfig::new(runtime::SIMULATOR_SYSTEM_ID, runtime::SIMULATOR_PASSWORD);
+            sim_config.bind_addr = addr;
+            let sim = Smsc::start(sim_config)
+                .await
+                .with_context(|| format!("cannot start the SMSC simulator at {addr}"))?;
+            let local = sim.local_addr();
+            tracing::info!(%local, "SMSC simulator started in this process");
+            simulator = Some(sim);
+            EsmeConfig::new(
+                &local.ip().to_string(),
+                local.port(),
+                runtime::SIMULATOR_SYSTEM_ID,
+                runtime::SIMULATOR_PASSWORD,
+            )
+        }
+        (None, false) => {
+            let addr = runtime::simulator_addr_from_env()?;
+            tracing::info!(%addr, "no OPENHALL_SMSC: binding to the built-in SMSC simulator hosted by `server`");
+            EsmeConfig::new(
+                &addr.ip().to_string(),
+                addr.port(),
+                runtime::SIMULATOR_SYSTEM_ID,
+                runtime::SIMULATOR_PASSWORD,
+            )
+        }
+    };
+
+    let gateway = Gateway::start(hall, esme_config, Arc::new(Commands));
+    tracing::info!(short_code = %cfg.short_code, "sms-gateway running");
+    wait_for_stop().await?;
+    tracing::info!("stopping: finishing work in hand and unbinding");
+    gateway.shutdown().await;
+    if let Some(sim) = simulator {
+        sim.shutdown();
     }
-    // The SMPP session (issue 4) is not built yet: say so plainly rather than pretend to serve.
-    anyhow::bail!(
-        "the SMPP link is not implemented yet (issue 4); the database is migrated and ready"
-    )
+    Ok(())
+}
+
+/// Returns on SIGTERM (how service managers stop us) or Ctrl-C.
+async fn wait_for_stop() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
 }

@@ -56,9 +56,17 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 /// A form POST over loopback: status code and the `Location` header, if any.
-pub fn http_post_form(port: u16, path: &str, form: &[(&str, &str)]) -> std::io::Result<(u16, Option<String>)> {
+pub fn http_post_form(
+    port: u16,
+    path: &str,
+    form: &[(&str, &str)],
+) -> std::io::Result<(u16, Option<String>)> {
     use std::io::{Read, Write};
-    let body = form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     write!(
@@ -68,7 +76,11 @@ pub fn http_post_form(port: u16, path: &str, form: &[(&str, &str)]) -> std::io::
     )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let location = raw
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("location:"))
@@ -80,7 +92,9 @@ pub fn http_post_form(port: u16, path: &str, form: &[(&str, &str)]) -> std::io::
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b' ' => "+".into(),
             _ => format!("%{b:02X}"),
         })

@@ -19,7 +19,10 @@ impl Drop for Processes {
 
 fn start(name: &str, env: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(binary(name));
-    cmd.env_remove("REDIS_URL").env_remove("OPENHALL_SMSC").stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.env_remove("REDIS_URL")
+        .env_remove("OPENHALL_SMSC")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -37,22 +40,35 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 /// Texts `text` from `number` through the handset page and waits for a reply containing `expect`.
 async fn text_10086(port: u16, number: &str, text: &str, expect: &str) -> String {
     let before = thread(port, number).matches("class=\"in\"").count();
-    let (status, location) = http_post_form(port, "/phone", &[("number", number), ("text", text)]).unwrap();
+    let (status, location) =
+        http_post_form(port, "/phone", &[("number", number), ("text", text)]).unwrap();
     assert_eq!(status, 303);
-    assert!(location.as_deref().is_some_and(|l| l.contains("sent=1")), "{text}: {location:?}");
+    assert!(
+        location.as_deref().is_some_and(|l| l.contains("sent=1")),
+        "{text}: {location:?}"
+    );
     let mut page = String::new();
     wait_for(&format!("a reply to {text}"), || {
         page = thread(port, number);
         page.matches("class=\"in\"").count() > before
     })
     .await;
-    let last = page.rsplit("class=\"in\"").next().unwrap_or_default().to_string();
-    assert!(last.contains(expect), "{text}: expected {expect:?} in {last}");
+    let last = page
+        .rsplit("class=\"in\"")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains(expect),
+        "{text}: expected {expect:?} in {last}"
+    );
     last
 }
 
 fn thread(port: u16, number: &str) -> String {
-    http_get(port, &format!("/phone?number={number}")).map(|(_, b)| b).unwrap_or_default()
+    http_get(port, &format!("/phone?number={number}"))
+        .map(|(_, b)| b)
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -68,21 +84,40 @@ async fn a_visitor_texts_10086_through_the_real_gateway() {
     let mut procs = Processes(vec![start("server", &env)]);
     wait_for("the web hall", || http_get(http, "/healthz").is_ok()).await;
     procs.0.push(start("sms-gateway", &env));
-    wait_for("the gateway to bind", || thread(http, "13800138000").contains("class=\"link up\"")).await;
+    wait_for("the gateway to bind", || {
+        thread(http, "13800138000").contains("class=\"link up\"")
+    })
+    .await;
 
     text_10086(http, "13800138000", "CXYE", "120.00").await;
     text_10086(http, "13800138000", "KTEDU10", "是").await;
-    let hall = app::Hall::from_config(&app::config::Config { database_url: db.clone(), ..app::config::Config::from_lookup(|_| None).unwrap() })
-        .await
-        .unwrap();
+    let hall = app::Hall::from_config(&app::config::Config {
+        database_url: db.clone(),
+        ..app::config::Config::from_lookup(|_| None).unwrap()
+    })
+    .await
+    .unwrap();
     let who = app::domain::Msisdn::parse("13800138000").unwrap();
-    let has_edu10 = |subs: &[app::service::subscriptions::Subscription]| subs.iter().any(|s| s.product.code.as_str() == "EDU10");
-    assert!(!has_edu10(&hall.subscriptions(&who).await.unwrap()), "nothing before the confirmation");
+    let has_edu10 = |subs: &[app::service::subscriptions::Subscription]| {
+        subs.iter().any(|s| s.product.code.as_str() == "EDU10")
+    };
+    assert!(
+        !has_edu10(&hall.subscriptions(&who).await.unwrap()),
+        "nothing before the confirmation"
+    );
     text_10086(http, "13800138000", "是", "EDU10").await;
     assert!(has_edu10(&hall.subscriptions(&who).await.unwrap()));
-    assert_eq!(hall.balance(&who).await.unwrap().total(), app::domain::Fen::yuan(110));
+    assert_eq!(
+        hall.balance(&who).await.unwrap().total(),
+        app::domain::Fen::yuan(110)
+    );
     // A long reply (the help) arrives whole, and a code the web hall sends arrives too.
     text_10086(http, "13800138000", "BZ", "CXYE").await;
-    hall.send_code(&who, app::service::codes::CodePurpose::SignIn).await.unwrap();
-    wait_for("the sign-in code on the handset", || thread(http, "13800138000").contains("登录验证码")).await;
+    hall.send_code(&who, app::service::codes::CodePurpose::SignIn)
+        .await
+        .unwrap();
+    wait_for("the sign-in code on the handset", || {
+        thread(http, "13800138000").contains("登录验证码")
+    })
+    .await;
 }

@@ -414,7 +414,7 @@ impl Shared {
     }
 
     fn record_message(&self, message: MtMessage) {
-        tracing::debug!(to = %message.destination, parts = message.segments.len(), "SMSC simulator: MT complete");
+        tracing::debug!(to = %crate::smpp::masked(&message.destination), parts = message.segments.len(), "SMSC simulator: MT complete");
         {
             let mut messages = self.messages.lock().unwrap();
             messages.push_back(message.clone());

@@ -880,7 +880,7 @@ async fn on_deliver(shared: &Arc<Shared>, link: &Link, seq: u32, dsm: &DeliverSm
     let mo = match decode_mo(data_coding, esm_class, dsm.short_message(), payload) {
         Ok(mo) => mo,
         Err(e) => {
-            tracing::warn!(%source, data_coding, error = %e, "undecodable MO: refused for good");
+            tracing::warn!(source = %super::masked(&source), data_coding, error = %e, "undecodable MO: refused for good");
             respond_deliver(link, seq, status::ESME_RX_P_APPN).await;
             return;
         }
@@ -891,7 +891,7 @@ async fn on_deliver(shared: &Arc<Shared>, link: &Link, seq: u32, dsm: &DeliverSm
             let added = {
                 let mut r = shared.reassembler.lock().unwrap();
                 for gone in r.expire(std::time::Instant::now()) {
-                    tracing::warn!(source = %gone.source, reference = gone.reference, "incomplete concatenated MO expired");
+                    tracing::warn!(source = %super::masked(&gone.source), reference = gone.reference, "incomplete concatenated MO expired");
                 }
                 r.add(&source, c, mo.units, std::time::Instant::now())
             };

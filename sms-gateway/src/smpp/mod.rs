@@ -40,3 +40,20 @@ pub mod status {
     pub const ESME_RX_T_APPN: u32 = 0x0000_0064;
     pub const ESME_RX_P_APPN: u32 = 0x0000_0065;
 }
+
+/// How a sender is named in logs: masked like a number shown to a stranger (SPEC §6).
+pub fn masked(source: &str) -> String {
+    match app::domain::Msisdn::parse(source) {
+        Ok(m) => m.masked(),
+        Err(_) => {
+            let chars: Vec<char> = source.chars().collect();
+            if chars.len() <= 4 {
+                "****".to_owned()
+            } else {
+                let head: String = chars[..2].iter().collect();
+                let tail: String = chars[chars.len() - 2..].iter().collect();
+                format!("{head}****{tail}")
+            }
+        }
+    }
+}

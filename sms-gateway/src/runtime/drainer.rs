@@ -1,0 +1,189 @@
+//! Sends the outbox: every SMS the hall queued (command replies, codes, notices), from the
+//! short code, over the SMPP link.
+//!
+//! While the link is bound: claim a batch of due messages, send them with up to `window`
+//! messages in flight (the link's own window also bounds segments), and record each outcome:
+//! accepted → `outbox_sent` with the SMSC's message ids (receipts are matched against them);
+//! link down, timed out or still throttled after the link's retries → `outbox_failed`, retried
+//! later with the hall's back-off; rejected by the SMSC → failed for good. Messages to one
+//! number go one after the other, so a handset gets its replies in order.
+//!
+//! Nothing is claimed while the link is down, so an outage does not burn attempts. If this
+//! process dies with messages claimed, the hall hands them to another sender when the claim
+//! expires; a message that had reached the SMSC then goes twice (SMPP offers no better).
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use app::service::sms::OutboundSms;
+use app::Hall;
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{masked, Counters, RuntimeOptions};
+use crate::smpp::{EsmeHandle, SubmitError};
+
+pub(crate) struct Drainer {
+    pub hall: Hall,
+    pub esme: EsmeHandle,
+    pub options: RuntimeOptions,
+    /// Most messages in flight at once (the link's window).
+    pub window: usize,
+    pub outbox_ready: Arc<Notify>,
+    pub counters: Arc<Counters>,
+    pub stop: CancellationToken,
+}
+
+/// Groups a claimed batch by number, keeping the claim order within each number and the order
+/// of first appearance across numbers.
+pub(crate) fn by_number(batch: Vec<OutboundSms>) -> Vec<Vec<OutboundSms>> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<Vec<OutboundSms>> = Vec::new();
+    for sms in batch {
+        match index.get(&sms.msisdn) {
+            Some(&i) => groups[i].push(sms),
+            None => {
+                index.insert(sms.msisdn.clone(), groups.len());
+                groups.push(vec![sms]);
+            }
+        }
+    }
+    groups
+}
+
+impl Drainer {
+    pub(crate) async fn run(self) {
+        let mut bound = self.esme.bound_watch();
+        // Set once stopping: what is due (the worker's last replies among it) is still sent
+        // while the link is up, until nothing is left or this deadline passes.
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let stopping = self.stop.is_cancelled();
+            if stopping {
+                let d = *deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + self.options.shutdown_timeout
+                });
+                if tokio::time::Instant::now() >= d {
+                    break;
+                }
+            }
+            if !*bound.borrow_and_update() {
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.stop.cancelled() => {}
+                    _ = bound.changed() => {}
+                    _ = tokio::time::sleep(self.options.poll) => {}
+                }
+                continue;
+            }
+            let batch = match self.hall.claim_outbox(self.options.outbox_batch).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e.operator_detail(), "cannot claim the outbox");
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                if stopping {
+                    break;
+                }
+                tokio::select! {
+                    _ = self.stop.cancelled() => {}
+                    _ = self.outbox_ready.notified() => {}
+                    _ = tokio::time::sleep(self.options.poll) => {}
+                }
+                continue;
+            }
+            // A claimed batch is finished even when stopping, within shutdown_timeout: the
+            // link stays up until the drainer returns.
+            let this = &self;
+            let send = futures::stream::iter(by_number(batch)).for_each_concurrent(
+                self.window,
+                |group| async move {
+                    for sms in group {
+                        this.send(sms).await;
+                    }
+                },
+            );
+            tokio::pin!(send);
+            tokio::select! {
+                _ = &mut send => {}
+                _ = self.stop.cancelled() => {
+                    if tokio::time::timeout(self.options.shutdown_timeout, &mut send).await.is_err() {
+                        tracing::warn!("stopping with outbox messages still in flight; they will be sent again when their claim expires");
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::debug!("outbox drainer stopped");
+    }
+
+    /// Sends one message and records the outcome.
+    async fn send(&self, sms: OutboundSms) {
+        let to = masked(&sms.msisdn);
+        let result = self
+            .esme
+            .submit(&sms.msisdn, &self.options.short_code, &sms.body)
+            .await;
+        let recorded = match &result {
+            Ok(ids) => {
+                Counters::bump(&self.counters.mt_sent);
+                tracing::debug!(id = sms.id, to = %to, kind = %sms.kind, parts = ids.len(), "MT accepted by the SMSC");
+                self.hall.outbox_sent(sms.id, ids).await
+            }
+            Err(e) => {
+                let permanent = matches!(e, SubmitError::Rejected { .. });
+                if permanent {
+                    Counters::bump(&self.counters.mt_failed);
+                    tracing::warn!(id = sms.id, to = %to, kind = %sms.kind, error = %e, "MT rejected by the SMSC; given up");
+                } else {
+                    Counters::bump(&self.counters.mt_retry_later);
+                    tracing::info!(id = sms.id, to = %to, kind = %sms.kind, error = %e, "MT not sent; will retry");
+                }
+                self.hall
+                    .outbox_failed(sms.id, &e.to_string(), permanent)
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            // Left claimed: the hall hands it out again when the claim expires, so a message
+            // the SMSC accepted may go twice — better than one never sent.
+            tracing::error!(id = sms.id, error = %e.operator_detail(), sent = result.is_ok(),
+                "cannot record the outcome of an MT");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sms(id: i64, to: &str) -> OutboundSms {
+        OutboundSms {
+            id,
+            msisdn: to.into(),
+            kind: "reply".into(),
+            body: String::new(),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_number_in_order() {
+        let groups = by_number(vec![
+            sms(1, "13800138000"),
+            sms(2, "13900139000"),
+            sms(3, "13800138000"),
+            sms(4, "15000150000"),
+            sms(5, "13900139000"),
+        ]);
+        let ids: Vec<Vec<i64>> = groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![1, 3], vec![2, 5], vec![4]]);
+    }
+}

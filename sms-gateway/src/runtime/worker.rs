@@ -1,0 +1,145 @@
+//! Handles stored MO: claim a batch, run the command handler on each in order, and complete
+//! each with its reply (the hall queues the reply in the same transaction as it marks the MO
+//! handled, so an MO is answered once even if this process dies half-way).
+//!
+//! A handler that panics or runs past [`RuntimeOptions::handler_timeout`] does not stop the
+//! loop: the MO is left claimed, and the hall hands it out again when the claim expires. After
+//! [`RuntimeOptions::max_handler_failures`] such failures on one MO it is completed without a
+//! reply. A storage error is logged and the loop carries on after the poll interval.
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use app::service::sms::InboxMo;
+use app::Hall;
+use futures::FutureExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions};
+
+/// In-process memory of handler failures is capped (ids of MO that another instance finished
+/// would otherwise stay forever).
+const FAILURE_MEMORY: usize = 10_000;
+
+pub(crate) struct Worker {
+    pub hall: Hall,
+    pub handler: Arc<dyn CommandHandler>,
+    pub options: RuntimeOptions,
+    pub mo_arrived: Arc<Notify>,
+    pub outbox_ready: Arc<Notify>,
+    pub counters: Arc<Counters>,
+    pub stop: CancellationToken,
+}
+
+enum Outcome {
+    Reply(Option<String>),
+    /// Panicked or timed out: leave the MO claimed for a later try.
+    Failed,
+}
+
+impl Worker {
+    pub(crate) async fn run(self) {
+        let mut failures: HashMap<i64, u32> = HashMap::new();
+        // Set once stopping: MO already stored (and so acknowledged) are still handled, until
+        // none is left or this deadline passes; the rest wait for the next gateway.
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if self.stop.is_cancelled() {
+                let d = *deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + self.options.shutdown_timeout
+                });
+                if tokio::time::Instant::now() >= d {
+                    break;
+                }
+            }
+            let batch = match self.hall.claim_mo(self.options.mo_batch).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e.operator_detail(), "cannot claim stored MO");
+                    Vec::new()
+                }
+            };
+            let full = batch.len() as i64 >= self.options.mo_batch;
+            // A claimed batch is finished even when stopping: each MO is quick, and leaving
+            // them claimed would delay their answers by the claim timeout.
+            for mo in batch {
+                self.handle(mo, &mut failures).await;
+            }
+            if full {
+                continue;
+            }
+            if self.stop.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => {}
+                _ = self.mo_arrived.notified() => {}
+                _ = tokio::time::sleep(self.options.poll) => {}
+            }
+        }
+        tracing::debug!("MO worker stopped");
+    }
+
+    async fn handle(&self, mo: InboxMo, failures: &mut HashMap<i64, u32>) {
+        let reply = if is_for_short_code(&mo.destination, &self.options.short_code) {
+            match self.run_handler(&mo).await {
+                Outcome::Reply(r) => r,
+                Outcome::Failed => {
+                    Counters::bump(&self.counters.handler_failures);
+                    if failures.len() >= FAILURE_MEMORY {
+                        failures.clear();
+                    }
+                    let n = failures.entry(mo.id).or_insert(0);
+                    *n += 1;
+                    if *n < self.options.max_handler_failures {
+                        tracing::error!(id = mo.id, from = %masked(&mo.source), failures = *n,
+                            "command handler failed; the MO will be tried again when its claim expires");
+                        return;
+                    }
+                    tracing::error!(id = mo.id, from = %masked(&mo.source), failures = *n,
+                        "command handler keeps failing on this MO; completing it without a reply");
+                    None
+                }
+            }
+        } else {
+            Counters::bump(&self.counters.mo_not_for_us);
+            tracing::debug!(
+                id = mo.id,
+                "MO not addressed to the short code: stored, not answered"
+            );
+            None
+        };
+        match self.hall.complete_mo(mo.id, reply.as_deref()).await {
+            Ok(()) => {
+                failures.remove(&mo.id);
+                Counters::bump(&self.counters.mo_handled);
+                if reply.is_some() {
+                    Counters::bump(&self.counters.replies_queued);
+                }
+                // The handler may also have queued other messages (a subscription notice).
+                self.outbox_ready.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(id = mo.id, error = %e.operator_detail(),
+                    "cannot complete an MO; it will be handled again when its claim expires");
+            }
+        }
+    }
+
+    async fn run_handler(&self, mo: &InboxMo) -> Outcome {
+        let work = self.handler.handle(&self.hall, &mo.source, &mo.body);
+        let guarded = AssertUnwindSafe(work).catch_unwind();
+        match tokio::time::timeout(self.options.handler_timeout, guarded).await {
+            Ok(Ok(reply)) => Outcome::Reply(reply),
+            Ok(Err(_)) => {
+                tracing::error!(id = mo.id, "command handler panicked");
+                Outcome::Failed
+            }
+            Err(_) => {
+                tracing::error!(id = mo.id, timeout = ?self.options.handler_timeout, "command handler timed out");
+                Outcome::Failed
+            }
+        }
+    }
+}
