@@ -23,6 +23,9 @@ struct Inner {
     /// Where online top-ups are paid: the simulated provider (SPEC §2); a real one would
     /// implement the same trait.
     payments: Arc<dyn PaymentProvider>,
+    /// Whether a change confirms itself by SMS. Off in the view the SMS channel uses, whose
+    /// reply to the command already says what was done: one SMS per change, not two.
+    change_notices: bool,
 }
 
 impl Hall {
@@ -34,6 +37,7 @@ impl Hall {
                 clock,
                 settings,
                 payments: Arc::new(SimulatedProvider::new()),
+                change_notices: true,
             }),
         }
     }
@@ -65,8 +69,29 @@ impl Hall {
                 clock,
                 settings: i.settings.clone(),
                 payments: i.payments.clone(),
+                change_notices: i.change_notices,
             }),
         }
+    }
+
+    /// The view of the hall for a channel that answers each change itself (the SMS business
+    /// hall replies to `是`, `QX…`, `CZ…`): changes made through it queue no separate notice.
+    pub fn answering_by_sms(&self) -> Hall {
+        let i = &self.inner;
+        Hall {
+            inner: Arc::new(Inner {
+                db: i.db.clone(),
+                eph: i.eph.clone(),
+                clock: i.clock.clone(),
+                settings: i.settings.clone(),
+                payments: i.payments.clone(),
+                change_notices: false,
+            }),
+        }
+    }
+
+    pub(crate) fn change_notices(&self) -> bool {
+        self.inner.change_notices
     }
 
     pub fn db(&self) -> &Db {

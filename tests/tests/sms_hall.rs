@@ -111,6 +111,22 @@ async fn a_visitor_texts_10086_through_the_real_gateway() {
         hall.balance(&who).await.unwrap().total(),
         app::domain::Fen::yuan(110)
     );
+    // Every other command is answered too, through the same real path.
+    for (text, expect) in [
+        ("CXZD", "元"),
+        ("CXTC", "88"),
+        ("CXLL", "流量"),
+        ("CXJF", "积分"),
+        ("0000", "TD"),
+        ("DHHF5", "积分"),
+        ("Y", "4600"),
+        ("CZ100000000000000001", "50.00"),
+        ("ｃｘｙｅ", "余额"),
+        ("QXEDU10", "月底"),
+        ("hello", "BZ"),
+    ] {
+        text_10086(http, "13800138000", text, expect).await;
+    }
     // A long reply (the help) arrives whole, and a code the web hall sends arrives too.
     text_10086(http, "13800138000", "BZ", "CXYE").await;
     hall.send_code(&who, app::service::codes::CodePurpose::SignIn)

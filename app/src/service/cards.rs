@@ -249,6 +249,7 @@ impl Hall {
                 memo: &memo,
                 reference: &reference,
                 promotion: None,
+                notify_target: self.change_notices() || payer != target,
             },
         )
         .await

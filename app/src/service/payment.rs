@@ -361,6 +361,7 @@ impl Hall {
                     .promotion
                     .as_ref()
                     .map(|p| (p, gift_reference.as_str())),
+                notify_target: true,
             },
         )
         .await;

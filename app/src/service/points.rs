@@ -512,14 +512,16 @@ impl Hall {
             })?;
         }
         let left = Points::new(available - cost).unwrap_or_default();
-        outbox::queue(
-            &mut tx,
-            now_ms,
-            msisdn,
-            SmsKind::Account,
-            &redemption_text(&reward, reward.cost, left),
-        )
-        .await?;
+        if self.change_notices() {
+            outbox::queue(
+                &mut tx,
+                now_ms,
+                msisdn,
+                SmsKind::Account,
+                &redemption_text(&reward, reward.cost, left),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(Redemption {
             id,

@@ -174,7 +174,9 @@ impl Hall {
                 product.name_zh,
                 product.monthly_fee.yuan_text()
             );
-            outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+            if self.change_notices() {
+                outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+            }
             let balance = ledger::lock_account(&mut tx, msisdn).await?;
             tx.commit().await?;
             return Ok(Subscribed {
@@ -232,7 +234,9 @@ impl Hall {
             balance.total().yuan_text(),
             product.code
         );
-        outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+        if self.change_notices() {
+            outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+        }
         tx.commit().await?;
         let charged = product.monthly_fee;
         // The fee counts towards this month's spend: it may cross the high-bill threshold.
@@ -279,7 +283,9 @@ impl Hall {
             s.product.name_zh,
             period.month()
         );
-        outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+        if self.change_notices() {
+            outbox::queue(&mut tx, now_ms, msisdn, SmsKind::Subscription, &body).await?;
+        }
         tx.commit().await?;
         Ok(period)
     }

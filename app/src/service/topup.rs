@@ -165,6 +165,8 @@ pub(crate) struct Credit<'a> {
     pub reference: &'a str,
     /// The promotion's gift and the reference to post it under.
     pub promotion: Option<(&'a Promotion, &'a str)>,
+    /// Whether the target gets the top-up SMS (not when the channel's own reply says it).
+    pub notify_target: bool,
 }
 
 /// Credits a top-up inside the caller's transaction: cash, then the promotion's gift, the
@@ -251,7 +253,9 @@ pub(crate) async fn credit(
         body.push_str("您的号码已恢复正常使用。");
     }
     body.push_str("感谢您的使用!");
-    outbox::queue(conn, now_ms, c.target, SmsKind::TopUp, &body).await?;
+    if c.notify_target {
+        outbox::queue(conn, now_ms, c.target, SmsKind::TopUp, &body).await?;
+    }
     if let Some(p) = by_other {
         let body = format!(
             "您为 {} 充值 {} 已到账。感谢您的使用!",

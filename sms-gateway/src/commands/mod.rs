@@ -39,6 +39,8 @@ use replies::{
 
 /// Handles one MO text from `source` and returns the reply to send, or None for silence.
 pub async fn handle_mo(hall: &app::Hall, source: &str, text: &str) -> Option<String> {
+    // The reply to a change is its confirmation: the service queues no second SMS.
+    let hall = &hall.answering_by_sms();
     let msisdn = match Msisdn::parse(source) {
         Ok(m) => match hall.is_subscriber(&m).await {
             Ok(true) => m,

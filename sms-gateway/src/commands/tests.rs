@@ -521,3 +521,39 @@ fn figures_are_written_as_people_read_them() {
     assert_eq!(minutes_text(65), "1小时5分钟");
     assert_eq!(minutes_text(35), "35分钟");
 }
+
+#[tokio::test]
+async fn a_change_by_sms_is_confirmed_by_one_message_not_two() {
+    let t = app::testing::TestHall::empty().await;
+    let m = t.subscriber("13800138000", 5000).await;
+    t.insert_card(
+        "26000000000000009",
+        "100000000000000009",
+        app::domain::Fen::yuan(50),
+        "T",
+    )
+    .await
+    .unwrap();
+    let before = t.outbox_for(&m, 100).await.unwrap().len();
+    for text in ["KTEDU10", "是", "QXEDU10", "CZ100000000000000009"] {
+        assert!(
+            crate::commands::handle_mo(&t, "13800138000", text)
+                .await
+                .is_some(),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        t.outbox_for(&m, 100).await.unwrap().len(),
+        before,
+        "the replies are the only SMS"
+    );
+    // The same change on another channel still notifies the subscriber.
+    t.cancel(&m, &app::domain::ProductCode::parse("EDU10").unwrap())
+        .await
+        .unwrap_err();
+    t.subscribe(&m, &app::domain::ProductCode::parse("LL10").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(t.outbox_for(&m, 100).await.unwrap().len(), before + 1);
+}
