@@ -379,43 +379,16 @@ mod tests {
             .unwrap()
     }
 
-    async fn add_on(t: &TestHall, m: &Msisdn, code: &str, fee: i64) -> i64 {
-        let p = Period::containing(t.now());
-        let id: i64 = sqlx::query(
-            "INSERT INTO subscriptions (msisdn, product_code, start_period, started_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(m.as_str())
-        .bind(code)
-        .bind(p.to_string())
-        .bind(t.now_ms())
-        .fetch_one(t.db().pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
-        // Charged at once, as the subscription module does.
-        let mut tx = t.db().begin().await.unwrap();
-        charge(
-            &mut tx,
-            t.now_ms(),
-            m,
-            p,
-            ChargeCategory::Addon,
-            code,
-            Fen::new(fee),
-            &format!("addon:{id}:{p}"),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        id
+    /// Orders an add-on the way a subscriber does: charged at once, this month.
+    async fn add_on(t: &TestHall, m: &Msisdn, code: &str) -> i64 {
+        let code = crate::domain::ProductCode::parse(code).unwrap();
+        t.subscribe(m, &code).await.unwrap().subscription_id
     }
 
     /// A GT88 subscriber with 10 paid minutes (1.90 元) and a JTCL add-on (5 元) in November.
     async fn november(t: &TestHall, msisdn: &str) -> Msisdn {
         let m = t.subscriber(msisdn, 50_000).await;
-        add_on(t, &m, "JTCL", 500).await;
+        add_on(t, &m, "JTCL").await;
         t.record_usage(
             &m,
             &[call(
@@ -590,8 +563,8 @@ mod tests {
     async fn cancelled_add_ons_are_not_renewed() {
         let t = TestHall::empty().await;
         let m = t.subscriber("13800138000", 50_000).await;
-        add_on(&t, &m, "JTCL", 500).await;
-        let edu = add_on(&t, &m, "EDU10", 1_000).await;
+        add_on(&t, &m, "JTCL").await;
+        let edu = add_on(&t, &m, "EDU10").await;
         sqlx::query(
             "UPDATE subscriptions SET end_period = '2026-11', cancelled_at = 0 WHERE id = $1",
         )
