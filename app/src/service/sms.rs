@@ -23,6 +23,8 @@ pub const DEDUPE_WINDOW_MS: i64 = 20_000;
 pub const COMMAND_LIMIT: (i64, i64) = (10 * 60_000, 30);
 /// A claimed message not finished within this time is taken over by another worker.
 const CLAIM_TIMEOUT_MS: i64 = 60_000;
+/// What a sent code SMS reads as in the outbox afterwards.
+pub const SENT_CODE_PLACEHOLDER: &str = "【验证码短信,已发送,内容不留存】";
 /// Retries of an MT before it is given up as failed, with back-off between them.
 const MAX_ATTEMPTS: i64 = 8;
 
@@ -218,12 +220,17 @@ impl Hall {
     pub async fn outbox_sent(&self, id: i64, message_ids: &[String]) -> Result<()> {
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL WHERE id = $3")
-            .bind(now)
-            .bind(message_ids.join(","))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL, \
+             body = CASE WHEN kind = 'code' THEN $4 ELSE body END WHERE id = $3",
+        )
+        .bind(now)
+        .bind(message_ids.join(","))
+        .bind(id)
+        .bind(SENT_CODE_PLACEHOLDER)
+        .execute(&mut *tx)
+        .await?;
         for (part, mid) in message_ids.iter().enumerate() {
             sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
                 .bind(mid)
@@ -433,6 +440,25 @@ mod tests {
         t.outbox_receipt("m2", "DELIVRD").await.unwrap();
         assert!(delivered(batch[0].id).await.is_some());
         assert_eq!(t.outbox_depth().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sent_code_leaves_no_readable_copy() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.send_code(&m, crate::service::codes::CodePurpose::SignIn)
+            .await
+            .unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        assert!(
+            b[0].body.chars().filter(char::is_ascii_digit).count() >= 6,
+            "the gateway sends the code"
+        );
+        t.outbox_sent(b[0].id, &["m1".into()]).await.unwrap();
+        assert_eq!(
+            t.outbox_for(&m, 1).await.unwrap()[0].body,
+            SENT_CODE_PLACEHOLDER
+        );
     }
 
     #[tokio::test]
