@@ -17,6 +17,7 @@ pub mod points;
 pub mod prompts;
 pub mod rating;
 pub mod sms;
+pub mod sms_menu;
 pub mod staff;
 pub mod subscribers;
 pub mod subscriptions;

@@ -2,7 +2,6 @@
 //! cancelling by its numbers (`TD1`, `TD1,3`).
 use app::domain::{Msisdn, ProductCode};
 use app::service::prompts::PendingAction;
-use app::service::subscriptions::Subscription;
 use app::{Error, Hall, Result};
 
 use super::replies::{
@@ -53,20 +52,9 @@ pub(super) async fn cancel(hall: &Hall, m: &Msisdn, code: &ProductCode) -> Resul
     }
 }
 
-/// The add-ons the `0000` menu lists, in its order: the live subscriptions not yet cancelled,
-/// in the order the service returns them (the order they were ordered). `TD<n>` reads the
-/// same list, so the numbers agree as long as nothing was cancelled in between.
-async fn menu_items(hall: &Hall, m: &Msisdn) -> Result<Vec<Subscription>> {
-    Ok(hall
-        .subscriptions(m)
-        .await?
-        .into_iter()
-        .filter(|s| s.end_period.is_none())
-        .collect())
-}
-
 pub(super) async fn menu(hall: &Hall, m: &Msisdn) -> Result<String> {
-    let items = menu_items(hall, m)
+    let items = hall
+        .show_cancel_menu(m)
         .await?
         .into_iter()
         .enumerate()
@@ -79,11 +67,11 @@ pub(super) async fn menu(hall: &Hall, m: &Msisdn) -> Result<String> {
     Ok(render(&MenuReply { items }))
 }
 
-/// Cancels every numbered item it can and answers once for all of them. The numbers are
-/// resolved against one reading of the menu before anything is cancelled, so `TD1,3` means
-/// items 1 and 3 as the menu showed them.
+/// Cancels every numbered item it can and answers once for all of them. Numbers refer to the
+/// menu as it was last shown (the service remembers it), so `TD1` then `TD2` still mean the
+/// first and second items the subscriber read.
 pub(super) async fn cancel_by_number(hall: &Hall, m: &Msisdn, numbers: &[u8]) -> Result<String> {
-    let items = menu_items(hall, m).await?;
+    let items = hall.cancel_menu_codes(m).await?;
     let mut reply = CancelledByNumberReply {
         done: Vec::new(),
         month: 0,
@@ -93,18 +81,23 @@ pub(super) async fn cancel_by_number(hall: &Hall, m: &Msisdn, numbers: &[u8]) ->
         left: items.len(),
     };
     for &n in numbers {
-        let Some(s) = usize::from(n).checked_sub(1).and_then(|i| items.get(i)) else {
+        let Some(code) = usize::from(n).checked_sub(1).and_then(|i| items.get(i)) else {
             reply.missing.push(n);
             continue;
         };
-        match hall.cancel(m, &s.product.code).await {
+        let name = hall
+            .product(code)
+            .await
+            .map(|p| p.name_zh)
+            .unwrap_or_else(|_| code.to_string());
+        match hall.cancel(m, code).await {
             Ok(until) => {
-                reply.done.push(s.product.name_zh.clone());
+                reply.done.push(name);
                 reply.month = until.month();
                 reply.left -= 1;
             }
             Err(e) => reply.failed.push(Failure {
-                name: s.product.name_zh.clone(),
+                name,
                 why: error_text(&e),
             }),
         }

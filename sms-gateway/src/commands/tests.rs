@@ -283,8 +283,9 @@ async fn menu_then_td1_cancels_the_first_add_on() {
         .unwrap()
         .iter()
         .all(|s| s.end_period.is_some()));
-    let nothing = say(&t, "TD1").await;
-    assert_has(&nothing, &["没有可退订"], "TD1");
+    // TD1 still means item 1 of the menu last shown, which is already cancelled.
+    let again = say(&t, "TD1").await;
+    assert_has(&again, &["集团彩铃", "已退订"], "TD1");
 }
 
 #[tokio::test]
@@ -556,4 +557,37 @@ async fn a_change_by_sms_is_confirmed_by_one_message_not_two() {
         .await
         .unwrap();
     assert_eq!(t.outbox_for(&m, 100).await.unwrap().len(), before + 1);
+}
+
+#[tokio::test]
+async fn td_numbers_mean_the_menu_as_shown_even_after_a_cancel() {
+    let t = app::testing::TestHall::empty().await;
+    let m = t.subscriber("13800138000", 10_000).await;
+    for c in ["EDU10", "LL10", "JTCL"] {
+        t.subscribe(&m, &app::domain::ProductCode::parse(c).unwrap())
+            .await
+            .unwrap();
+    }
+    crate::commands::handle_mo(&t, "13800138000", "0000")
+        .await
+        .unwrap();
+    crate::commands::handle_mo(&t, "13800138000", "TD1")
+        .await
+        .unwrap();
+    crate::commands::handle_mo(&t, "13800138000", "TD2")
+        .await
+        .unwrap();
+    let live: Vec<String> = t
+        .subscriptions(&m)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.end_period.is_none())
+        .map(|s| s.product.code.to_string())
+        .collect();
+    assert_eq!(
+        live,
+        ["JTCL"],
+        "TD2 cancelled the second item shown (LL10), not the second one left"
+    );
 }
