@@ -161,20 +161,33 @@ impl Hall {
     /// Marks an MO handled and queues its reply in one transaction, so a crash in between
     /// leaves the MO to be handled again rather than answered twice.
     pub async fn complete_mo(&self, id: i64, reply: Option<&str>) -> Result<()> {
+        self.complete_mo_batch(&[(id, reply.map(str::to_owned))])
+            .await
+    }
+
+    /// Marks MO handled and queues their replies, all in one transaction (one commit for a
+    /// worker's whole batch). Replies are queued in the order given, so a sender's replies go
+    /// out in the order of its MO. An MO already handled is skipped (no second reply).
+    pub async fn complete_mo_batch(&self, done: &[(i64, Option<String>)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        let source: Option<String> = sqlx::query(
-            "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-        if let (Some(source), Some(reply)) = (source, reply) {
-            if let Ok(to) = Msisdn::parse(&source) {
-                outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
+        for (id, reply) in done {
+            let source: Option<String> = sqlx::query(
+                "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if let (Some(source), Some(reply)) = (source, reply) {
+                if let Ok(to) = Msisdn::parse(&source) {
+                    outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -405,6 +418,48 @@ mod tests {
             "one reply, however often completion is retried"
         );
         assert_eq!(out[0].kind, "reply");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_completed_at_once_with_replies_in_order() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let a = t
+            .receive_mo("13800138000", "10086", "CXYE")
+            .await
+            .unwrap()
+            .unwrap();
+        let b = t
+            .receive_mo("13800138000", "10086", "CXLL")
+            .await
+            .unwrap()
+            .unwrap();
+        let c = t
+            .receive_mo("13800138000", "10086", "QUIET")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.claim_mo(10).await.unwrap().len(), 3);
+        t.complete_mo(a, Some("一")).await.unwrap();
+        t.complete_mo_batch(&[(a, Some("again".into())), (b, Some("二".into())), (c, None)])
+            .await
+            .unwrap();
+        let mut bodies: Vec<(i64, String)> = t
+            .outbox_for(&m, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.id, o.body))
+            .collect();
+        bodies.sort();
+        let bodies: Vec<String> = bodies.into_iter().map(|(_, b)| b).collect();
+        assert_eq!(
+            bodies,
+            vec!["一", "二"],
+            "one reply each, in order, none for a repeat"
+        );
+        t.clock.advance(D::seconds(61));
+        assert!(t.claim_mo(10).await.unwrap().is_empty(), "all handled");
     }
 
     #[tokio::test]

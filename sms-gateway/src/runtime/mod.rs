@@ -97,7 +97,7 @@ impl RuntimeOptions {
     pub fn new(short_code: &str) -> Self {
         RuntimeOptions {
             short_code: short_code.to_owned(),
-            mo_batch: 20,
+            mo_batch: 256,
             outbox_batch: 50,
             poll: Duration::from_millis(200),
             handler_timeout: Duration::from_secs(30),
