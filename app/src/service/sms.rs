@@ -260,21 +260,32 @@ impl Hall {
 
     /// Records that the SMSC accepted every part of a message.
     pub async fn outbox_sent(&self, id: i64, message_ids: &[String]) -> Result<()> {
+        self.outbox_sent_batch(&[(id, message_ids.to_vec())]).await
+    }
+
+    /// Records, in one transaction, that the SMSC accepted every part of each message
+    /// `(outbox id, the parts' message ids)`.
+    pub async fn outbox_sent_batch(&self, sent: &[(i64, Vec<String>)]) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL WHERE id = $3")
-            .bind(now)
-            .bind(message_ids.join(","))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for (part, mid) in message_ids.iter().enumerate() {
-            sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
-                .bind(mid)
+        for (id, message_ids) in sent {
+            sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL WHERE id = $3")
+                .bind(now)
+                .bind(message_ids.join(","))
                 .bind(id)
-                .bind(part as i64 + 1)
                 .execute(&mut *tx)
                 .await?;
+            for (part, mid) in message_ids.iter().enumerate() {
+                sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
+                    .bind(mid)
+                    .bind(id)
+                    .bind(part as i64 + 1)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -543,6 +554,25 @@ mod tests {
         t.outbox_receipt("m2", "DELIVRD").await.unwrap();
         assert!(delivered(batch[0].id).await.is_some());
         assert_eq!(t.outbox_depth().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn sent_messages_are_recorded_together() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        t.resume_by_request(&m).await.unwrap();
+        let batch = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent_batch(&[
+            (batch[0].id, vec!["a1".into()]),
+            (batch[1].id, vec!["b1".into(), "b2".into()]),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(t.outbox_depth().await.unwrap(), 0);
+        assert!(t.outbox_receipt("a1", "DELIVRD").await.unwrap());
+        assert!(t.outbox_receipt("b2", "DELIVRD").await.unwrap());
+        assert!(t.outbox_sent_batch(&[]).await.is_ok());
     }
 
     #[tokio::test]
