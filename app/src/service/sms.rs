@@ -2,6 +2,7 @@
 //! answered, deduplicated against redelivery), the per-number command limit, the one polite
 //! refusal for non-subscribers, and the outbox as the gateway drains it (claim, sent, retry,
 //! delivery receipts). Several gateways may share one database: claims are conditional updates.
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -69,32 +70,62 @@ impl Hall {
         destination: &str,
         text: &str,
     ) -> Result<Option<i64>> {
-        let now = self.now_ms();
-        let h = hash(text);
-        let mut tx = self.db().begin().await?;
-        let seen = sqlx::query("SELECT 1 FROM sms_inbox WHERE source = $1 AND body_hash = $2 AND received_at > $3 LIMIT 1")
-            .bind(source)
-            .bind(&h)
-            .bind(now - DEDUPE_WINDOW_MS)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if seen {
-            return Ok(None);
+        let stored = self
+            .receive_mo_batch(&[(source.to_owned(), destination.to_owned(), text.to_owned())])
+            .await?;
+        Ok(stored.into_iter().next().flatten())
+    }
+
+    /// Stores MO `(source, destination, text)` in one write transaction (group commit: one
+    /// disk sync for the lot). Returns, in order, each one's inbox id, or `None` for a
+    /// redelivery — of an MO stored before, or of an earlier one in this same batch. All or
+    /// nothing: on error none is stored, and none may be acknowledged.
+    pub async fn receive_mo_batch(
+        &self,
+        mos: &[(String, String, String)],
+    ) -> Result<Vec<Option<i64>>> {
+        if mos.is_empty() {
+            return Ok(Vec::new());
         }
-        let id: i64 = sqlx::query(
-            "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(source)
-        .bind(destination)
-        .bind(text)
-        .bind(&h)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+        let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
+        let mut in_batch: HashSet<(&str, String)> = HashSet::with_capacity(mos.len());
+        let mut out = Vec::with_capacity(mos.len());
+        // Row by row inside the one transaction: the statements are prepared once per
+        // connection, and the cost that matters (the commit) is paid once.
+        for (source, destination, text) in mos {
+            let h = hash(text);
+            if in_batch.contains(&(source.as_str(), h.clone())) {
+                out.push(None);
+                continue;
+            }
+            let seen = sqlx::query("SELECT 1 FROM sms_inbox WHERE source = $1 AND body_hash = $2 AND received_at > $3 LIMIT 1")
+                .bind(source)
+                .bind(&h)
+                .bind(now - DEDUPE_WINDOW_MS)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if seen {
+                out.push(None);
+                continue;
+            }
+            let id: i64 = sqlx::query(
+                "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(source)
+            .bind(destination)
+            .bind(text)
+            .bind(&h)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            in_batch.insert((source.as_str(), h));
+            out.push(Some(id));
+        }
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(out)
     }
 
     /// Claims up to `limit` stored MO to handle, oldest first, including any another worker
@@ -132,20 +163,33 @@ impl Hall {
     /// Marks an MO handled and queues its reply in one transaction, so a crash in between
     /// leaves the MO to be handled again rather than answered twice.
     pub async fn complete_mo(&self, id: i64, reply: Option<&str>) -> Result<()> {
+        self.complete_mo_batch(&[(id, reply.map(str::to_owned))])
+            .await
+    }
+
+    /// Marks MO handled and queues their replies, all in one transaction (one commit for a
+    /// worker's whole batch). Replies are queued in the order given, so a sender's replies go
+    /// out in the order of its MO. An MO already handled is skipped (no second reply).
+    pub async fn complete_mo_batch(&self, done: &[(i64, Option<String>)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        let source: Option<String> = sqlx::query(
-            "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-        if let (Some(source), Some(reply)) = (source, reply) {
-            if let Ok(to) = Msisdn::parse(&source) {
-                outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
+        for (id, reply) in done {
+            let source: Option<String> = sqlx::query(
+                "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if let (Some(source), Some(reply)) = (source, reply) {
+                if let Ok(to) = Msisdn::parse(&source) {
+                    outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -218,26 +262,37 @@ impl Hall {
 
     /// Records that the SMSC accepted every part of a message.
     pub async fn outbox_sent(&self, id: i64, message_ids: &[String]) -> Result<()> {
+        self.outbox_sent_batch(&[(id, message_ids.to_vec())]).await
+    }
+
+    /// Records, in one transaction, that the SMSC accepted every part of each message
+    /// `(outbox id, the parts' message ids)`.
+    pub async fn outbox_sent_batch(&self, sent: &[(i64, Vec<String>)]) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL, \
-             body = CASE WHEN kind = 'code' THEN $4 ELSE body END WHERE id = $3",
-        )
-        .bind(now)
-        .bind(message_ids.join(","))
-        .bind(id)
-        .bind(SENT_CODE_PLACEHOLDER)
-        .execute(&mut *tx)
-        .await?;
-        for (part, mid) in message_ids.iter().enumerate() {
-            sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
-                .bind(mid)
+        for (id, message_ids) in sent {
+            // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL, \
+                 body = CASE WHEN kind = 'code' THEN $4 ELSE body END WHERE id = $3",
+            )
+                .bind(now)
+                .bind(message_ids.join(","))
                 .bind(id)
-                .bind(part as i64 + 1)
+                .bind(SENT_CODE_PLACEHOLDER)
                 .execute(&mut *tx)
                 .await?;
+            for (part, mid) in message_ids.iter().enumerate() {
+                sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
+                    .bind(mid)
+                    .bind(id)
+                    .bind(part as i64 + 1)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -337,6 +392,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_is_stored_in_order_and_deduplicated_within_itself() {
+        let t = TestHall::empty().await;
+        t.receive_mo("13800138000", "10086", "CXYE").await.unwrap();
+        let mo = |s: &str, x: &str| (s.to_owned(), "10086".to_owned(), x.to_owned());
+        let got = t
+            .receive_mo_batch(&[
+                mo("13800138000", "CXYE"),
+                mo("13900139000", "CXYE"),
+                mo("13900139000", "CXYE"),
+                mo("13900139000", "CXLL"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(got[0], None, "stored before the batch");
+        assert_eq!(got[2], None, "the same MO earlier in the batch");
+        let (a, b) = (got[1].unwrap(), got[3].unwrap());
+        assert!(a < b, "stored in order");
+        let claimed: Vec<i64> = t.claim_mo(10).await.unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(claimed.len(), 3);
+        assert_eq!(&claimed[1..], &[a, b]);
+        assert!(t.receive_mo_batch(&[]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn claimed_mo_are_handled_once_and_replies_queued() {
         let t = TestHall::empty().await;
         let m = t.subscriber("13800138000", 0).await;
@@ -357,6 +436,48 @@ mod tests {
             "one reply, however often completion is retried"
         );
         assert_eq!(out[0].kind, "reply");
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_completed_at_once_with_replies_in_order() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let a = t
+            .receive_mo("13800138000", "10086", "CXYE")
+            .await
+            .unwrap()
+            .unwrap();
+        let b = t
+            .receive_mo("13800138000", "10086", "CXLL")
+            .await
+            .unwrap()
+            .unwrap();
+        let c = t
+            .receive_mo("13800138000", "10086", "QUIET")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.claim_mo(10).await.unwrap().len(), 3);
+        t.complete_mo(a, Some("一")).await.unwrap();
+        t.complete_mo_batch(&[(a, Some("again".into())), (b, Some("二".into())), (c, None)])
+            .await
+            .unwrap();
+        let mut bodies: Vec<(i64, String)> = t
+            .outbox_for(&m, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.id, o.body))
+            .collect();
+        bodies.sort();
+        let bodies: Vec<String> = bodies.into_iter().map(|(_, b)| b).collect();
+        assert_eq!(
+            bodies,
+            vec!["一", "二"],
+            "one reply each, in order, none for a repeat"
+        );
+        t.clock.advance(D::seconds(61));
+        assert!(t.claim_mo(10).await.unwrap().is_empty(), "all handled");
     }
 
     #[tokio::test]
@@ -459,6 +580,25 @@ mod tests {
             t.outbox_for(&m, 1).await.unwrap()[0].body,
             SENT_CODE_PLACEHOLDER
         );
+    }
+
+    #[tokio::test]
+    async fn sent_messages_are_recorded_together() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        t.resume_by_request(&m).await.unwrap();
+        let batch = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent_batch(&[
+            (batch[0].id, vec!["a1".into()]),
+            (batch[1].id, vec!["b1".into(), "b2".into()]),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(t.outbox_depth().await.unwrap(), 0);
+        assert!(t.outbox_receipt("a1", "DELIVRD").await.unwrap());
+        assert!(t.outbox_receipt("b2", "DELIVRD").await.unwrap());
+        assert!(t.outbox_sent_batch(&[]).await.is_ok());
     }
 
     #[tokio::test]

@@ -8,6 +8,9 @@
 //! later with the hall's back-off; rejected by the SMSC → failed for good. Messages to one
 //! number go one after the other, so a handset gets its replies in order.
 //!
+//! Throughput (issue 4): the sends of a batch that the SMSC accepted are recorded together,
+//! in one transaction once the batch's submits are done (failures, rare, one by one).
+//!
 //! Nothing is claimed while the link is down, so an outage does not burn attempts. If this
 //! process dies with messages claimed, the hall hands them to another sender when the claim
 //! expires; a message that had reached the SMSC then goes twice (SMPP offers no better).
@@ -99,40 +102,61 @@ impl Drainer {
             // A claimed batch is finished even when stopping, within shutdown_timeout: the
             // link stays up until the drainer returns.
             let this = &self;
+            let accepted: std::sync::Mutex<Vec<(i64, Vec<String>)>> = Default::default();
+            let accepted = &accepted;
             let send = futures::stream::iter(by_number(batch)).for_each_concurrent(
                 self.window,
                 |group| async move {
                     for sms in group {
-                        this.send(sms).await;
+                        if let Some(sent) = this.send(sms).await {
+                            accepted.lock().unwrap().push(sent);
+                        }
                     }
                 },
             );
             tokio::pin!(send);
+            let mut give_up = false;
             tokio::select! {
                 _ = &mut send => {}
                 _ = self.stop.cancelled() => {
                     if tokio::time::timeout(self.options.shutdown_timeout, &mut send).await.is_err() {
                         tracing::warn!("stopping with outbox messages still in flight; they will be sent again when their claim expires");
-                        break;
+                        give_up = true;
                     }
                 }
+            }
+            let accepted = std::mem::take(&mut *accepted.lock().unwrap());
+            self.record_sent(accepted).await;
+            if give_up {
+                break;
             }
         }
         tracing::debug!("outbox drainer stopped");
     }
 
-    /// Sends one message and records the outcome.
-    async fn send(&self, sms: OutboundSms) {
+    /// Records the messages the SMSC accepted, in one transaction.
+    async fn record_sent(&self, accepted: Vec<(i64, Vec<String>)>) {
+        if let Err(e) = self.hall.outbox_sent_batch(&accepted).await {
+            // Left claimed: the hall hands them out again when the claim expires, so messages
+            // the SMSC accepted may go twice — better than ones never sent.
+            tracing::error!(count = accepted.len(), error = %e.operator_detail(),
+                "cannot record the sending of accepted MT");
+        }
+    }
+
+    /// Sends one message. Accepted: returns it with its message ids, to be recorded with the
+    /// rest of the batch. Not: records the failure now.
+    async fn send(&self, sms: OutboundSms) -> Option<(i64, Vec<String>)> {
         let to = masked(&sms.msisdn);
         let result = self
             .esme
             .submit(&sms.msisdn, &self.options.short_code, &sms.body)
             .await;
-        let recorded = match &result {
+        let recorded = match result {
             Ok(ids) => {
                 Counters::bump(&self.counters.mt_sent);
                 tracing::debug!(id = sms.id, to = %to, kind = %sms.kind, parts = ids.len(), "MT accepted by the SMSC");
-                self.hall.outbox_sent(sms.id, ids).await
+                return Some((sms.id, ids));
             }
             Err(e) => {
                 let permanent = matches!(e, SubmitError::Rejected { .. });
@@ -151,9 +175,10 @@ impl Drainer {
         if let Err(e) = recorded {
             // Left claimed: the hall hands it out again when the claim expires, so a message
             // the SMSC accepted may go twice — better than one never sent.
-            tracing::error!(id = sms.id, error = %e.operator_detail(), sent = result.is_ok(),
-                "cannot record the outcome of an MT");
+            tracing::error!(id = sms.id, error = %e.operator_detail(),
+                "cannot record the failure of an MT");
         }
+        None
     }
 }
 

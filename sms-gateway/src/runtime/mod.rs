@@ -97,8 +97,8 @@ impl RuntimeOptions {
     pub fn new(short_code: &str) -> Self {
         RuntimeOptions {
             short_code: short_code.to_owned(),
-            mo_batch: 20,
-            outbox_batch: 50,
+            mo_batch: 256,
+            outbox_batch: 256,
             poll: Duration::from_millis(200),
             handler_timeout: Duration::from_secs(30),
             max_handler_failures: 3,

@@ -1,6 +1,11 @@
-//! Handles stored MO: claim a batch, run the command handler on each in order, and complete
-//! each with its reply (the hall queues the reply in the same transaction as it marks the MO
-//! handled, so an MO is answered once even if this process dies half-way).
+//! Handles stored MO: claim a batch, run the command handler on its MO, and complete the
+//! batch with the replies in one call (the hall queues the replies in the same transaction as
+//! it marks the MO handled, so an MO is answered once even if this process dies half-way).
+//!
+//! Throughput (issue 4): a batch's senders are handled concurrently (at most
+//! [`HANDLER_CONCURRENCY`] at once), each sender's MO one after the other in the order they
+//! arrived — `KTEDU10` then `是` must run in that order — and the whole batch is completed in
+//! one transaction.
 //!
 //! A handler that panics or runs past [`RuntimeOptions::handler_timeout`] does not stop the
 //! loop: the MO is left claimed, and the hall hands it out again when the claim expires. After
@@ -12,7 +17,7 @@ use std::sync::Arc;
 
 use app::service::sms::InboxMo;
 use app::Hall;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +26,8 @@ use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions}
 /// In-process memory of handler failures is capped (ids of MO that another instance finished
 /// would otherwise stay forever).
 const FAILURE_MEMORY: usize = 10_000;
+/// Most senders whose commands run at once.
+pub const HANDLER_CONCURRENCY: usize = 64;
 
 pub(crate) struct Worker {
     pub hall: Hall,
@@ -63,9 +70,7 @@ impl Worker {
             let full = batch.len() as i64 >= self.options.mo_batch;
             // A claimed batch is finished even when stopping: each MO is quick, and leaving
             // them claimed would delay their answers by the claim timeout.
-            for mo in batch {
-                self.handle(mo, &mut failures).await;
-            }
+            self.handle_batch(batch, &mut failures).await;
             if full {
                 continue;
             }
@@ -81,49 +86,96 @@ impl Worker {
         tracing::debug!("MO worker stopped");
     }
 
-    async fn handle(&self, mo: InboxMo, failures: &mut HashMap<i64, u32>) {
-        let reply = if is_for_short_code(&mo.destination, &self.options.short_code) {
-            match self.run_handler(&mo).await {
-                Outcome::Reply(r) => r,
+    /// Runs the handler over a claimed batch (senders concurrently, each sender in order),
+    /// then completes every MO that got an answer in one call.
+    async fn handle_batch(&self, batch: Vec<InboxMo>, failures: &mut HashMap<i64, u32>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut senders: Vec<Vec<InboxMo>> = Vec::new();
+        for mo in batch {
+            match index.get(&mo.source) {
+                Some(&i) => senders[i].push(mo),
+                None => {
+                    index.insert(mo.source.clone(), senders.len());
+                    senders.push(vec![mo]);
+                }
+            }
+        }
+        let outcomes: Vec<(InboxMo, Outcome)> = futures::stream::iter(senders)
+            .map(|mos| async move {
+                let mut out = Vec::with_capacity(mos.len());
+                for mo in mos {
+                    let outcome = self.outcome(&mo).await;
+                    out.push((mo, outcome));
+                }
+                out
+            })
+            .buffer_unordered(HANDLER_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut done: Vec<(i64, Option<String>)> = Vec::with_capacity(outcomes.len());
+        for (mo, outcome) in outcomes {
+            let id = mo.id;
+            match outcome {
+                Outcome::Reply(r) => done.push((id, r)),
                 Outcome::Failed => {
                     Counters::bump(&self.counters.handler_failures);
                     if failures.len() >= FAILURE_MEMORY {
                         failures.clear();
                     }
-                    let n = failures.entry(mo.id).or_insert(0);
+                    let n = failures.entry(id).or_insert(0);
                     *n += 1;
                     if *n < self.options.max_handler_failures {
-                        tracing::error!(id = mo.id, from = %masked(&mo.source), failures = *n,
+                        tracing::error!(id, from = %masked(&mo.source), failures = *n,
                             "command handler failed; the MO will be tried again when its claim expires");
-                        return;
+                        continue;
                     }
-                    tracing::error!(id = mo.id, from = %masked(&mo.source), failures = *n,
+                    tracing::error!(id, from = %masked(&mo.source), failures = *n,
                         "command handler keeps failing on this MO; completing it without a reply");
-                    None
+                    done.push((id, None));
                 }
             }
+        }
+        if done.is_empty() {
+            return;
+        }
+        // In arrival order, so each sender's replies are queued (and sent) in order.
+        done.sort_by_key(|(id, _)| *id);
+        match self.hall.complete_mo_batch(&done).await {
+            Ok(()) => {
+                for (id, reply) in &done {
+                    failures.remove(id);
+                    Counters::bump(&self.counters.mo_handled);
+                    if reply.is_some() {
+                        Counters::bump(&self.counters.replies_queued);
+                    }
+                }
+                // The handlers may also have queued other messages (a subscription notice).
+                self.outbox_ready.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(count = done.len(), error = %e.operator_detail(),
+                    "cannot complete a batch of MO; they will be handled again when their claim expires");
+            }
+        }
+    }
+
+    /// What one MO gets: the handler's answer for a command, nothing for an MO that is not.
+    async fn outcome(&self, mo: &InboxMo) -> Outcome {
+        if is_for_short_code(&mo.destination, &self.options.short_code) {
+            self.run_handler(mo).await
         } else {
             Counters::bump(&self.counters.mo_not_for_us);
             tracing::debug!(
                 id = mo.id,
                 "MO not addressed to the short code: stored, not answered"
             );
-            None
-        };
-        match self.hall.complete_mo(mo.id, reply.as_deref()).await {
-            Ok(()) => {
-                failures.remove(&mo.id);
-                Counters::bump(&self.counters.mo_handled);
-                if reply.is_some() {
-                    Counters::bump(&self.counters.replies_queued);
-                }
-                // The handler may also have queued other messages (a subscription notice).
-                self.outbox_ready.notify_one();
-            }
-            Err(e) => {
-                tracing::warn!(id = mo.id, error = %e.operator_detail(),
-                    "cannot complete an MO; it will be handled again when its claim expires");
-            }
+            Outcome::Reply(None)
         }
     }
 
