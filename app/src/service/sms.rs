@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::clock::from_millis;
 use crate::domain::Msisdn;
@@ -24,8 +24,6 @@ pub const DEDUPE_WINDOW_MS: i64 = 20_000;
 pub const COMMAND_LIMIT: (i64, i64) = (10 * 60_000, 30);
 /// A claimed message not finished within this time is taken over by another worker.
 const CLAIM_TIMEOUT_MS: i64 = 60_000;
-/// How long a receipt for an unknown message id is kept waiting for its message.
-const EARLY_RECEIPT_KEEP_MS: i64 = 24 * 3600 * 1000;
 /// What a sent code SMS reads as in the outbox afterwards.
 pub const SENT_CODE_PLACEHOLDER: &str = "【验证码短信,已发送,内容不留存】";
 /// Retries of an MT before it is given up as failed, with back-off between them.
@@ -295,13 +293,7 @@ impl Hall {
                     .execute(&mut *tx)
                     .await?;
             }
-            apply_early_receipts(&mut tx, *id, now).await?;
         }
-        // Receipts for ids this hall never sent (another system's) are not kept for ever.
-        sqlx::query("DELETE FROM early_receipts WHERE received_at < $1")
-            .bind(now - EARLY_RECEIPT_KEEP_MS)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -329,9 +321,7 @@ impl Hall {
     }
 
     /// Records a delivery receipt for one part; the message counts as delivered when every
-    /// part is. Returns whether the part was known; an unknown id (a receipt that overtook the
-    /// recording of its message, or another system's) is kept and applied by
-    /// [`Hall::outbox_sent_batch`] when its part is recorded.
+    /// part is. Returns false for a message id this hall did not send.
     pub async fn outbox_receipt(&self, message_id: &str, stat: &str) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
@@ -345,22 +335,19 @@ impl Hall {
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
-        match outbox_id {
-            Some(outbox_id) => mark_delivered_if_complete(&mut tx, outbox_id, now).await?,
-            None => {
-                sqlx::query(
-                    "INSERT INTO early_receipts (message_id, stat, received_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (message_id) DO UPDATE SET stat = excluded.stat, received_at = excluded.received_at",
-                )
-                .bind(message_id)
-                .bind(stat)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        let Some(outbox_id) = outbox_id else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL AND NOT EXISTS (\
+               SELECT 1 FROM outbox_parts WHERE outbox_id = $2 AND (stat IS NULL OR stat <> 'DELIVRD'))",
+        )
+        .bind(now)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(outbox_id.is_some())
+        Ok(true)
     }
 
     /// Messages waiting to be sent (for metrics and the handset page).
@@ -372,47 +359,6 @@ impl Hall {
                 .try_get(0)?,
         )
     }
-}
-
-/// Marks a message delivered once every one of its parts has a DELIVRD receipt.
-async fn mark_delivered_if_complete(
-    conn: &mut AnyConnection,
-    outbox_id: i64,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL AND NOT EXISTS (\
-           SELECT 1 FROM outbox_parts WHERE outbox_id = $2 AND (stat IS NULL OR stat <> 'DELIVRD'))",
-    )
-    .bind(now)
-    .bind(outbox_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Applies receipts that arrived before this message's parts were recorded.
-async fn apply_early_receipts(conn: &mut AnyConnection, outbox_id: i64, now: i64) -> Result<()> {
-    let applied = sqlx::query(
-        "UPDATE outbox_parts SET receipt_at = $1, \
-           stat = (SELECT e.stat FROM early_receipts e WHERE e.message_id = outbox_parts.message_id) \
-         WHERE outbox_id = $2 AND message_id IN (SELECT message_id FROM early_receipts)",
-    )
-    .bind(now)
-    .bind(outbox_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if applied > 0 {
-        sqlx::query(
-            "DELETE FROM early_receipts WHERE message_id IN (SELECT message_id FROM outbox_parts WHERE outbox_id = $1)",
-        )
-        .bind(outbox_id)
-        .execute(&mut *conn)
-        .await?;
-        mark_delivered_if_complete(conn, outbox_id, now).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -615,38 +561,6 @@ mod tests {
         t.outbox_receipt("m2", "DELIVRD").await.unwrap();
         assert!(delivered(batch[0].id).await.is_some());
         assert_eq!(t.outbox_depth().await.unwrap(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_receipt_that_overtakes_its_message_is_applied_when_the_message_is_recorded() {
-        let t = TestHall::empty().await;
-        let m = t.subscriber("13800138000", 0).await;
-        t.suspend_by_request(&m).await.unwrap();
-        let b = t.claim_outbox(10).await.unwrap();
-        // The SMSC reports part 1 before the gateway has recorded the message's ids.
-        assert!(!t.outbox_receipt("p1", "DELIVRD").await.unwrap());
-        t.outbox_sent_batch(&[(b[0].id, vec!["p1".into(), "p2".into()])])
-            .await
-            .unwrap();
-        let delivered = || async {
-            sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
-                .bind(b[0].id)
-                .fetch_one(t.db().pool())
-                .await
-                .unwrap()
-                .try_get::<Option<i64>, _>(0)
-                .unwrap()
-        };
-        assert!(delivered().await.is_none(), "one part of two");
-        assert!(t.outbox_receipt("p2", "DELIVRD").await.unwrap());
-        assert!(delivered().await.is_some());
-        let waiting: i64 = sqlx::query("SELECT COUNT(*) FROM early_receipts")
-            .fetch_one(t.db().pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(waiting, 0, "applied receipts do not linger");
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@
 //! Delivery receipts are recorded against the outbox message they report on (waiting a little
 //! for a receipt that overtakes the record of its message's sending).
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::domain::Msisdn;
 use app::Hall;
@@ -41,10 +42,17 @@ pub struct Inbox {
     /// To the storing task (see the module doc).
     to_store: mpsc::Sender<Pending>,
     counters: Arc<Counters>,
+    /// How long a receipt for a message id not (yet) recorded keeps being looked up.
+    receipt_wait: Duration,
 }
 
 impl Inbox {
-    pub(crate) fn new(hall: Hall, mo_arrived: Arc<Notify>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        hall: Hall,
+        mo_arrived: Arc<Notify>,
+        counters: Arc<Counters>,
+        receipt_wait: Duration,
+    ) -> Self {
         // Bounded: when storing falls behind, the link's handlers wait here (and the SMSC's
         // window fills) instead of memory growing.
         let (to_store, rx) = mpsc::channel(MO_BATCH * 8);
@@ -54,6 +62,7 @@ impl Inbox {
             hall,
             to_store,
             counters,
+            receipt_wait,
         }
     }
 }
@@ -130,25 +139,37 @@ impl MoHandler for Inbox {
             tracing::debug!(stat = %receipt.stat, "delivery receipt without a message id");
             return MoVerdict::Accept;
         }
-        // A receipt can overtake its own bookkeeping (the SMSC reports a part as soon as it
-        // accepts it; the ids are recorded once every part is accepted). The hall keeps such a
-        // receipt and applies it when the ids are recorded, by whichever instance records them.
-        match self
-            .hall
-            .outbox_receipt(&receipt.message_id, &receipt.stat)
-            .await
-        {
-            Ok(true) => {
-                Counters::bump(&self.counters.receipts_matched);
-                MoVerdict::Accept
-            }
-            Ok(false) => {
-                Counters::bump(&self.counters.receipts_held);
-                MoVerdict::Accept
-            }
-            Err(e) => {
-                tracing::warn!(error = %e.operator_detail(), "cannot record a delivery receipt; asking for redelivery");
-                MoVerdict::TemporaryFailure
+        // A receipt can overtake its own bookkeeping: the SMSC answers each part's submit_sm
+        // and may report its delivery at once, while the hall records the message ids only
+        // when every part is accepted. So an unknown id is looked up again for a while
+        // (this runs in its own task; only this receipt's answer waits).
+        let deadline = tokio::time::Instant::now() + self.receipt_wait;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self
+                .hall
+                .outbox_receipt(&receipt.message_id, &receipt.stat)
+                .await
+            {
+                Ok(true) => {
+                    Counters::bump(&self.counters.receipts_matched);
+                    return MoVerdict::Accept;
+                }
+                Ok(false) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Ok(false) => {
+                    // Another system's message, or one whose sending was never recorded.
+                    Counters::bump(&self.counters.receipts_unmatched);
+                    tracing::info!(message_id = %receipt.message_id, stat = %receipt.stat,
+                        "delivery receipt for a message id the outbox does not know");
+                    return MoVerdict::Accept;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.operator_detail(), "cannot record a delivery receipt; asking for redelivery");
+                    return MoVerdict::TemporaryFailure;
+                }
             }
         }
     }

@@ -88,6 +88,9 @@ pub struct RuntimeOptions {
     pub max_handler_failures: u32,
     /// How long shutdown waits for the loops to finish the work in hand before unbinding.
     pub shutdown_timeout: Duration,
+    /// How long a delivery receipt whose message id is not (yet) recorded keeps being
+    /// matched: receipts may overtake the record of a multipart message's sending.
+    pub receipt_wait: Duration,
 }
 
 impl RuntimeOptions {
@@ -100,6 +103,7 @@ impl RuntimeOptions {
             handler_timeout: Duration::from_secs(30),
             max_handler_failures: 3,
             shutdown_timeout: Duration::from_secs(10),
+            receipt_wait: Duration::from_secs(10),
         }
     }
 }
@@ -115,7 +119,7 @@ pub(crate) struct Counters {
     pub replies_queued: AtomicU64,
     pub handler_failures: AtomicU64,
     pub receipts_matched: AtomicU64,
-    pub receipts_held: AtomicU64,
+    pub receipts_unmatched: AtomicU64,
     pub mt_sent: AtomicU64,
     pub mt_retry_later: AtomicU64,
     pub mt_failed: AtomicU64,
@@ -149,9 +153,8 @@ pub struct GatewayStats {
     pub handler_failures: u64,
     /// Delivery receipts that matched a message in the outbox.
     pub receipts_matched: u64,
-    /// Delivery receipts for message ids not recorded (yet): the hall keeps them and applies
-    /// them when the message's parts are recorded (receipts may overtake that record).
-    pub receipts_held: u64,
+    /// Delivery receipts for message ids the outbox does not know.
+    pub receipts_unmatched: u64,
     /// Outbox messages the SMSC accepted in full.
     pub mt_sent: u64,
     /// Outbox messages put back for a later attempt (link down, throttled, timed out).
@@ -197,6 +200,7 @@ impl Gateway {
             hall.clone(),
             mo_arrived.clone(),
             counters.clone(),
+            options.receipt_wait,
         ));
         let esme = Esme::connect(esme_config, wrap(inbox));
 
@@ -288,7 +292,7 @@ impl GatewayHandle {
             replies_queued: get(&c.replies_queued),
             handler_failures: get(&c.handler_failures),
             receipts_matched: get(&c.receipts_matched),
-            receipts_held: get(&c.receipts_held),
+            receipts_unmatched: get(&c.receipts_unmatched),
             mt_sent: get(&c.mt_sent),
             mt_retry_later: get(&c.mt_retry_later),
             mt_failed: get(&c.mt_failed),

@@ -104,15 +104,3 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
-
-/// Sent messages still waiting for a DELIVRD receipt on every part.
-#[allow(dead_code)] // not every test file uses every helper
-pub async fn undelivered(hall: &Hall) -> i64 {
-    use sqlx::Row;
-    sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND delivered_at IS NULL")
-        .fetch_one(hall.db().pool())
-        .await
-        .expect("count undelivered")
-        .try_get(0)
-        .expect("a count")
-}
