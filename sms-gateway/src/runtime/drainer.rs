@@ -136,11 +136,19 @@ impl Drainer {
 
     /// Records the messages the SMSC accepted, in one transaction.
     async fn record_sent(&self, accepted: Vec<(i64, Vec<String>)>) {
-        if let Err(e) = self.hall.outbox_sent_batch(&accepted).await {
-            // Left claimed: the hall hands them out again when the claim expires, so messages
-            // the SMSC accepted may go twice — better than ones never sent.
-            tracing::error!(count = accepted.len(), error = %e.operator_detail(),
+        match self.hall.outbox_sent_batch(&accepted).await {
+            // Counted once recorded, so whoever reads the counters finds the outbox agreeing.
+            Ok(()) => {
+                for _ in &accepted {
+                    Counters::bump(&self.counters.mt_sent);
+                }
+            }
+            Err(e) => {
+                // Left claimed: the hall hands them out again when the claim expires, so messages
+                // the SMSC accepted may go twice — better than ones never sent.
+                tracing::error!(count = accepted.len(), error = %e.operator_detail(),
                 "cannot record the sending of accepted MT");
+            }
         }
     }
 
@@ -154,22 +162,29 @@ impl Drainer {
             .await;
         let recorded = match result {
             Ok(ids) => {
-                Counters::bump(&self.counters.mt_sent);
                 tracing::debug!(id = sms.id, to = %to, kind = %sms.kind, parts = ids.len(), "MT accepted by the SMSC");
                 return Some((sms.id, ids));
             }
             Err(e) => {
                 let permanent = matches!(e, SubmitError::Rejected { .. });
                 if permanent {
-                    Counters::bump(&self.counters.mt_failed);
                     tracing::warn!(id = sms.id, to = %to, kind = %sms.kind, error = %e, "MT rejected by the SMSC; given up");
                 } else {
-                    Counters::bump(&self.counters.mt_retry_later);
                     tracing::info!(id = sms.id, to = %to, kind = %sms.kind, error = %e, "MT not sent; will retry");
                 }
-                self.hall
+                let recorded = self
+                    .hall
                     .outbox_failed(sms.id, &e.to_string(), permanent)
-                    .await
+                    .await;
+                // Counted once recorded, so whoever reads the counters finds the outbox agreeing.
+                if recorded.is_ok() {
+                    Counters::bump(if permanent {
+                        &self.counters.mt_failed
+                    } else {
+                        &self.counters.mt_retry_later
+                    });
+                }
+                recorded
             }
         };
         if let Err(e) = recorded {
