@@ -42,6 +42,8 @@ pub enum Invalid {
     TotpSecret,
     #[error("Please give a display name (at most 64 characters).")]
     DisplayName,
+    #[error("A date is written YYYY-MM-DD.")]
+    Date,
 }
 
 impl Invalid {
@@ -65,6 +67,7 @@ impl Invalid {
             // staff
             Invalid::TotpSecret => "动态口令密钥格式不正确(Base32,至少 16 个字符)。",
             Invalid::DisplayName => "请填写姓名(最多 64 个字)。",
+            Invalid::Date => "日期格式不正确(YYYY-MM-DD)。",
         }
     }
 }
@@ -279,6 +282,7 @@ impl Error {
     }
 }
 
+#[cfg(feature = "service")]
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database error");
@@ -286,6 +290,7 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+#[cfg(feature = "service")]
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         tracing::error!(error = %e, "redis error");
@@ -297,6 +302,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// True when a database error is a unique-key violation: the database saying "this already
 /// happened", which several rules (single use, idempotency) rely on.
+#[cfg(feature = "service")]
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.is_unique_violation())

@@ -77,7 +77,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             crate::jobs::spawn(hall.clone());
             let handset = crate::handset::Handset::start(&cfg).await?;
-            crate::http::serve(hall, handset, cfg.http_addr).await?;
+            let sessions =
+                crate::sessions::SessionStores::from_config(cfg.redis_url.as_deref()).await?;
+            let secure = std::env::var("OPENHALL_SECURE_COOKIES").is_ok_and(|v| v == "1");
+            crate::http::serve(hall, handset, sessions, secure, cfg.http_addr).await?;
         }
     }
     Ok(())

@@ -1,11 +1,7 @@
 //! `server`: the web hall and staff console, plus the operator's commands
 //! (`server seed`, `server migrate`, `server close-month YYYY-MM`).
-mod cli;
-mod handset;
-mod http;
-mod jobs;
-
 use clap::Parser;
+use server::cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -4,26 +4,45 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The path of a workspace binary (`server`, `sms-gateway`) in the running test's profile.
-/// The binaries are (re)built once per test process: `cargo test -p openhall-tests` alone
-/// would otherwise run stale ones. Up to date, that build takes a moment.
+/// `bin/test` builds them before the tests and says so with `OPENHALL_BINARIES_BUILT=1`;
+/// otherwise (`cargo test -p openhall-tests` alone, which would run stale binaries) they are
+/// rebuilt once per test process, and a failed build shows cargo's own words.
 pub fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let dir = std::env::current_exe()
         .expect("test executable path")
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps")
         .to_path_buf();
-    BUILT.get_or_init(|| {
+    let built = BUILT.get_or_init(|| {
+        if std::env::var("OPENHALL_BINARIES_BUILT").is_ok_and(|v| v == "1") {
+            return Ok(());
+        }
         let mut cargo = Command::new(env!("CARGO"));
         cargo.args(["build", "--quiet", "-p", "server", "-p", "sms-gateway"]);
         if dir.ends_with("release") {
             cargo.arg("--release");
         }
-        let status = cargo.status().expect("run cargo build");
-        assert!(status.success(), "building the binaries failed");
+        let out = cargo
+            .output()
+            .map_err(|e| format!("run cargo build: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the binaries failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     });
-    dir.join(name)
+    if let Err(why) = built {
+        panic!("{why}");
+    }
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
 }
 
 /// A loopback port that was free a moment ago.

@@ -1,5 +1,6 @@
 use std::fmt;
 
+#[cfg(feature = "service")]
 use rand::Rng;
 
 use crate::error::Invalid;
@@ -9,6 +10,7 @@ use crate::error::Invalid;
 pub struct SmsCode(String);
 
 impl SmsCode {
+    #[cfg(feature = "service")]
     pub fn generate() -> Self {
         Self(format!("{:06}", rand::thread_rng().gen_range(0..1_000_000)))
     }

@@ -92,7 +92,25 @@ impl Tier {
     }
 }
 
+impl Brand {
+    pub fn en(self) -> &'static str {
+        match self {
+            Brand::GoTone => "GoTone",
+            Brand::MZone => "M-Zone",
+            Brand::Easyown => "Easyown",
+        }
+    }
+}
+
 impl Status {
+    pub fn en(self) -> &'static str {
+        match self {
+            Status::Active => "Active",
+            Status::SuspendedByRequest => "Suspended at your request",
+            Status::SuspendedArrears => "Suspended for arrears",
+        }
+    }
+
     /// A suspended subscriber may still query and top up, but not change services.
     pub fn is_active(self) -> bool {
         self == Status::Active

@@ -38,6 +38,8 @@ pub mod action {
     pub const IMPERSONATION_END: &str = "impersonation.end";
     pub const IMPERSONATION_LIST: &str = "impersonation.list";
     pub const CUSTOMER_READ: &str = "customer.read";
+    /// A state-changing request made in a subscriber's hall while acting as them.
+    pub const CUSTOMER_ACTION: &str = "customer.action";
     pub const AUDIT_VIEW: &str = "audit.view";
     pub const AUDIT_EXPORT: &str = "audit.export";
 }

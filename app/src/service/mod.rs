@@ -19,6 +19,7 @@ pub mod rating;
 pub mod sms;
 pub mod sms_menu;
 pub mod staff;
+pub mod staff_search;
 pub mod subscribers;
 pub mod subscriptions;
 pub mod topup;

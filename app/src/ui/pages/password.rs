@@ -1,0 +1,61 @@
+//! The forced change of an initial service password (SPEC §6): until it is done, every other
+//! subscriber page sends the person here.
+use leptos::prelude::*;
+
+use crate::ui::i18n::tr;
+#[cfg(feature = "ssr")]
+use crate::ui::server::web;
+use crate::ui::widgets::{ActionError, CsrfField};
+
+#[server(endpoint = "change_initial_password")]
+pub async fn change_initial_password(
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+) -> Result<(), ServerFnError> {
+    let _ = csrf;
+    let mut web = web().await?;
+    let msisdn = web.subscriber_before_password_change()?;
+    if new != repeat {
+        return Err(crate::ui::server::refuse(
+            web.lang,
+            http::StatusCode::BAD_REQUEST,
+            "两次输入的新密码不一致。",
+            "The two new passwords differ.",
+        ));
+    }
+    let epoch = web.check(web.hall.change_password(&msisdn, &current, &new).await)?;
+    web.password_changed(epoch).await?;
+    leptos_axum::redirect("/?done=password");
+    Ok(())
+}
+
+#[component]
+pub fn PasswordPage() -> impl IntoView {
+    let change = ServerAction::<ChangeInitialPassword>::new();
+    view! {
+        <leptos_meta::Title text=tr("修改初始密码", "Change your initial password") />
+        <main class="narrow">
+            <h1>{tr("请修改初始服务密码", "Please change your initial service password")}</h1>
+            <p>{tr(
+                "为保障账户安全,首次登录须修改初始服务密码。新密码为 6 位数字,不能全部相同、不能连续、不能是手机号码的一部分。",
+                "For your account's safety the initial service password must be changed at first sign-in. The new one is 6 digits, not all the same, not consecutive, not part of your number.",
+            )}</p>
+            <ActionForm action=change attr:class="card" attr:id="initial-password-form">
+                <CsrfField />
+                <label>{tr("当前密码", "Current password")}
+                    <input type="password" name="current" inputmode="numeric" maxlength="6" autocomplete="current-password" required />
+                </label>
+                <label>{tr("新密码", "New password")}
+                    <input type="password" name="new" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
+                </label>
+                <label>{tr("再次输入新密码", "New password again")}
+                    <input type="password" name="repeat" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
+                </label>
+                <ActionError value=change.value() />
+                <button type="submit" class="primary">{tr("确认修改", "Change password")}</button>
+            </ActionForm>
+        </main>
+    }
+}

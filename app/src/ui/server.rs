@@ -1,0 +1,185 @@
+//! What every server function does first: find the hall and the browser's session, apply the
+//! session rules, and turn a service error into a message in the page's language.
+use axum::Extension;
+use http::{header, StatusCode};
+use leptos::prelude::*;
+use leptos_axum::ResponseOptions;
+use tower_sessions::Session;
+
+use crate::domain::Msisdn;
+use crate::error::Error;
+use crate::hall::Hall;
+use crate::ui::i18n::Lang;
+use crate::ui::session::{Access, Web};
+
+/// The browser's session with the rules applied.
+pub async fn web() -> Result<Web, ServerFnError> {
+    let Extension(hall) = leptos_axum::extract::<Extension<Hall>>()
+        .await
+        .map_err(|_| ServerFnError::new("hall missing"))?;
+    let session = leptos_axum::extract::<Session>()
+        .await
+        .map_err(|_| ServerFnError::new("session layer missing"))?;
+    let lang = request_lang();
+    Web::load(hall, session, lang)
+        .await
+        .map_err(|e| fail(lang, e))
+}
+
+pub fn request_lang() -> Lang {
+    Lang::from_cookie_header(
+        use_context::<http::request::Parts>()
+            .and_then(|p| {
+                p.headers
+                    .get(header::COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .as_deref(),
+    )
+}
+
+/// The client's address as the server saw it (for the audit log).
+pub fn client_addr() -> String {
+    use_context::<http::request::Parts>()
+        .and_then(|p| {
+            p.extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the request is a plain form post (no JavaScript): those are answered with a
+/// redirect, so the status must stay a redirect.
+fn is_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|p| {
+        p.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    })
+}
+
+fn set_status(status: StatusCode) {
+    if !is_form_post() {
+        if let Some(res) = use_context::<ResponseOptions>() {
+            res.set_status(status);
+        }
+    }
+}
+
+/// A service error as the person should read it.
+pub fn fail(lang: Lang, e: Error) -> ServerFnError {
+    if matches!(e, Error::Forbidden) {
+        set_status(StatusCode::FORBIDDEN);
+    } else if e.is_user_error() {
+        set_status(StatusCode::BAD_REQUEST);
+    } else {
+        set_status(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let text = match (lang, e.is_user_error()) {
+        (_, false) => lang
+            .pick(
+                "系统繁忙,请稍后再试。",
+                "The system is busy; please try again later.",
+            )
+            .to_owned(),
+        (Lang::Zh, true) => e.zh(),
+        (Lang::En, true) => e.to_string(),
+    };
+    ServerFnError::new(text)
+}
+
+pub fn refuse(lang: Lang, status: StatusCode, zh: &str, en: &str) -> ServerFnError {
+    set_status(status);
+    ServerFnError::new(match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    })
+}
+
+impl Web {
+    /// The signed-in subscriber; every subscriber function takes the number from here and
+    /// never from the request.
+    pub fn subscriber(&self) -> Result<Msisdn, ServerFnError> {
+        match self.access() {
+            Access::SignedIn(m) => Ok(m),
+            Access::MustChangePassword(_) => Err(refuse(
+                self.lang,
+                StatusCode::FORBIDDEN,
+                "请先修改初始服务密码。",
+                "Please change your initial service password first.",
+            )),
+            Access::SignedOut => Err(refuse(
+                self.lang,
+                StatusCode::UNAUTHORIZED,
+                "请先登录。",
+                "Please sign in.",
+            )),
+        }
+    }
+
+    /// The signed-in subscriber, also while the initial password still has to be changed.
+    pub fn subscriber_before_password_change(&self) -> Result<Msisdn, ServerFnError> {
+        match self.access() {
+            Access::SignedIn(m) | Access::MustChangePassword(m) => Ok(m),
+            Access::SignedOut => Err(refuse(
+                self.lang,
+                StatusCode::UNAUTHORIZED,
+                "请先登录。",
+                "Please sign in.",
+            )),
+        }
+    }
+
+    /// Records a password change in this session: the new epoch keeps it signed in while every
+    /// other session of the number ends; the id rotates (a privilege change).
+    pub async fn password_changed(&mut self, epoch: i64) -> Result<(), ServerFnError> {
+        self.state.epoch = epoch;
+        self.state.must_change_password = false;
+        self.session
+            .cycle_id()
+            .await
+            .map_err(|e| self.fail(Error::Storage(e.to_string())))?;
+        let r = self.save().await;
+        self.check(r)
+    }
+
+    /// The signed-in subscriber, who must also have passed the second factor recently.
+    pub fn subscriber_with_second_factor(&self) -> Result<Msisdn, ServerFnError> {
+        let m = self.subscriber()?;
+        if !self.second_factor_fresh() {
+            return Err(refuse(
+                self.lang,
+                StatusCode::FORBIDDEN,
+                "此操作需要短信验证码,请先完成验证。",
+                "This needs an SMS code: please verify first.",
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Refuses what customer care may never do while acting as the subscriber (SPEC §5): the
+    /// service password and the sign-in settings stay the subscriber's own.
+    pub fn not_acting(&self) -> Result<(), ServerFnError> {
+        if self.acting.is_some() {
+            return Err(refuse(
+                self.lang,
+                StatusCode::FORBIDDEN,
+                "代客操作时不能修改服务密码或登录设置。",
+                "Customer care cannot change the service password or sign-in settings.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Wraps a service result.
+    pub fn check<T>(&self, r: crate::Result<T>) -> Result<T, ServerFnError> {
+        r.map_err(|e| fail(self.lang, e))
+    }
+
+    pub fn fail(&self, e: Error) -> ServerFnError {
+        fail(self.lang, e)
+    }
+}

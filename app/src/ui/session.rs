@@ -1,0 +1,259 @@
+//! The web hall's session rules (SPEC §3, §6), on top of tower-sessions: who is signed in,
+//! the 15-minute idle timeout, the 10-minute second-factor window, the session epoch that
+//! "sign out everywhere" and a password change move on, the CSRF token and code cool-downs.
+//! Times come from the hall's clock, so tests can move them.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::domain::Msisdn;
+use crate::error::Error;
+use crate::hall::Hall;
+use crate::service::impersonation::Impersonation;
+use crate::ui::i18n::Lang;
+
+pub const IDLE_MS: i64 = 15 * 60 * 1000;
+pub const SECOND_FACTOR_MS: i64 = 10 * 60 * 1000;
+const KEY: &str = "web";
+
+/// Everything the web hall keeps about a browser.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WebState {
+    pub csrf: String,
+    pub msisdn: Option<String>,
+    pub epoch: i64,
+    pub must_change_password: bool,
+    pub last_seen_ms: i64,
+    /// When the second factor was last passed; it opens a 10-minute window.
+    pub second_factor_ms: Option<i64>,
+    /// When a code was last sent, per purpose key, to show the cool-down.
+    pub code_sent_ms: BTreeMap<String, i64>,
+    /// Set when a signed-in session timed out, to tell the person why they are at /login.
+    pub expired: bool,
+    /// A customer-care agent acting as this subscriber: the impersonation's id.
+    pub impersonation: Option<i64>,
+    /// Set when the agent's session ended (cap, supervisor, sign-out) to say so at /login.
+    pub acting_ended: bool,
+}
+
+/// Where a request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    SignedOut,
+    MustChangePassword(Msisdn),
+    SignedIn(Msisdn),
+}
+
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The browser's session, loaded with the rules applied.
+pub struct Web {
+    pub hall: Hall,
+    pub session: Session,
+    pub state: WebState,
+    pub lang: Lang,
+    /// The open impersonation when customer care acts as the subscriber (checked on every
+    /// request: ended, past its 30 minutes or its staff member disabled, and the browser is
+    /// signed out).
+    pub acting: Option<Impersonation>,
+}
+
+impl Web {
+    /// Loads the state, ends it when idle too long or when its epoch is stale, and marks the
+    /// browser as seen now. Saves what changed.
+    pub async fn load(hall: Hall, session: Session, lang: Lang) -> Result<Web, Error> {
+        let mut state: WebState = session
+            .get(KEY)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?
+            .unwrap_or_default();
+        let now = hall.now().timestamp_millis();
+        let mut changed = false;
+        if state.csrf.is_empty() {
+            state.csrf = new_token();
+            changed = true;
+        }
+        let mut acting = None;
+        if let Some(id) = state.impersonation {
+            match hall.check_impersonation(id).await {
+                Ok(imp) if state.msisdn.as_deref() == Some(imp.msisdn.as_str()) => {
+                    acting = Some(imp)
+                }
+                Ok(_) | Err(Error::ImpersonationOver) => {
+                    state = WebState {
+                        csrf: state.csrf.clone(),
+                        acting_ended: true,
+                        ..WebState::default()
+                    };
+                    changed = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(m) = state.msisdn.clone() {
+            let idle = now - state.last_seen_ms >= IDLE_MS;
+            let stale = match Msisdn::parse(&m) {
+                Ok(msisdn) => hall.session_epoch(&msisdn).await? != state.epoch,
+                Err(_) => true,
+            };
+            if idle || stale {
+                state = WebState {
+                    csrf: state.csrf.clone(),
+                    expired: idle,
+                    ..WebState::default()
+                };
+            } else {
+                state.last_seen_ms = now;
+            }
+            changed = true;
+        }
+        let web = Web {
+            hall,
+            session,
+            state,
+            lang,
+            acting,
+        };
+        if changed {
+            web.save().await?;
+        }
+        Ok(web)
+    }
+
+    pub async fn save(&self) -> Result<(), Error> {
+        self.session
+            .insert(KEY, &self.state)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.hall.now().timestamp_millis()
+    }
+
+    pub fn access(&self) -> Access {
+        match self.state.msisdn.as_deref().map(Msisdn::parse) {
+            Some(Ok(m)) if self.state.must_change_password => Access::MustChangePassword(m),
+            Some(Ok(m)) => Access::SignedIn(m),
+            _ => Access::SignedOut,
+        }
+    }
+
+    pub fn second_factor_fresh(&self) -> bool {
+        self.state
+            .second_factor_ms
+            .is_some_and(|at| self.now_ms() - at < SECOND_FACTOR_MS)
+    }
+
+    /// Seconds until another code of this purpose may be requested (0: now).
+    pub fn resend_in(&self, purpose: &str) -> i64 {
+        self.state
+            .code_sent_ms
+            .get(purpose)
+            .map(|at| (60_000 - (self.now_ms() - at)).max(0).div_euclid(1000))
+            .unwrap_or(0)
+    }
+
+    pub async fn note_code_sent(&mut self, purpose: &str) -> Result<(), Error> {
+        let now = self.now_ms();
+        self.state.code_sent_ms.insert(purpose.to_owned(), now);
+        self.save().await
+    }
+
+    /// Signs the browser in: a new session id (against fixation) and a new CSRF token.
+    pub async fn sign_in(
+        &mut self,
+        msisdn: &Msisdn,
+        epoch: i64,
+        must_change_password: bool,
+    ) -> Result<(), Error> {
+        self.session
+            .cycle_id()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.state = WebState {
+            csrf: new_token(),
+            msisdn: Some(msisdn.as_str().to_owned()),
+            epoch,
+            must_change_password,
+            last_seen_ms: self.now_ms(),
+            ..WebState::default()
+        };
+        self.save().await
+    }
+
+    /// A privilege change (second factor passed, password changed): rotate the id.
+    pub async fn elevate(&mut self) -> Result<(), Error> {
+        self.session
+            .cycle_id()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.state.second_factor_ms = Some(self.now_ms());
+        self.save().await
+    }
+
+    /// Opens the subscriber's hall for customer care: like a sign-in (new id, new token), with
+    /// no second factor carried over — the agent types the subscriber's codes.
+    pub async fn start_acting(&mut self, imp: Impersonation, epoch: i64) -> Result<(), Error> {
+        self.sign_in(&imp.msisdn, epoch, false).await?;
+        self.state.impersonation = Some(imp.id);
+        self.acting = Some(imp);
+        self.save().await
+    }
+
+    /// Ends customer care's session for this browser (the banner's button, or sign-out while
+    /// acting) and signs the browser out of the subscriber's hall.
+    pub async fn end_acting(&mut self, client_addr: &str) -> Result<(), Error> {
+        if let Some(imp) = self.acting.take() {
+            if let Some(staff) = self.hall.staff_by_id(imp.staff_id).await? {
+                match self
+                    .hall
+                    .end_impersonation(&staff, imp.id, client_addr)
+                    .await
+                {
+                    Ok(()) | Err(Error::ImpersonationOver) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.sign_out().await
+    }
+
+    pub async fn sign_out(&mut self) -> Result<(), Error> {
+        self.state = WebState {
+            csrf: new_token(),
+            ..WebState::default()
+        };
+        self.session
+            .cycle_id()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        self.save().await
+    }
+
+    /// Reads and clears the "your session timed out" flag.
+    pub async fn take_expired(&mut self) -> Result<bool, Error> {
+        if !self.state.expired {
+            return Ok(false);
+        }
+        self.state.expired = false;
+        self.save().await?;
+        Ok(true)
+    }
+
+    /// Reads and clears the "customer care's session has ended" flag.
+    pub async fn take_acting_ended(&mut self) -> Result<bool, Error> {
+        if !self.state.acting_ended {
+            return Ok(false);
+        }
+        self.state.acting_ended = false;
+        self.save().await?;
+        Ok(true)
+    }
+}

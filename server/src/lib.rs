@@ -1,0 +1,9 @@
+//! `server`: the web hall and staff console, plus the operator's commands
+//! (`server seed`, `server migrate`, `server close-month YYYY-MM`).
+pub mod cli;
+pub mod handset;
+pub mod http;
+pub mod jobs;
+pub mod sessions;
+pub mod staff;
+pub mod web;

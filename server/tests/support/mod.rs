@@ -1,0 +1,152 @@
+//! The test harness of the web suites: the real router in-process, over real HTTP, with a
+//! fresh database and a settable clock, and a cookie-keeping client per "browser".
+#![allow(dead_code)]
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use app::domain::Msisdn;
+use app::testing::TestHall;
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
+use server::sessions::SessionStores;
+
+pub struct Site {
+    pub t: TestHall,
+    pub base: String,
+}
+
+impl Site {
+    pub async fn start() -> Site {
+        let t = TestHall::empty().await;
+        let stores = SessionStores::from_config(None).await.unwrap();
+        let app = server::http::router(t.hall.clone(), None, stores, false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Site {
+            t,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    pub async fn last_code(&self, m: &Msisdn) -> String {
+        let body = self.t.hall.outbox_for(m, 1).await.unwrap().remove(0).body;
+        body.chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take(6)
+            .collect()
+    }
+
+    pub fn advance(&self, minutes: i64) {
+        self.t.clock.advance(chrono::Duration::minutes(minutes));
+    }
+}
+
+pub struct Browser {
+    pub client: Client,
+    pub base: String,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str) -> Answer {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    /// A server function called as the hydrated page calls it (no `Accept: text/html`).
+    pub async fn call(&self, endpoint: &str, form: &[(&str, &str)]) -> Answer {
+        let r = self
+            .client
+            .post(format!("{}/api/{endpoint}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    /// A read function (GET).
+    pub async fn read(&self, endpoint: &str, query: &[(&str, &str)]) -> Answer {
+        let r = self
+            .client
+            .get(format!("{}/api/{endpoint}", self.base))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    /// The CSRF token the pages of this session carry.
+    pub async fn csrf(&self) -> String {
+        let page = self.get("/login").await.body;
+        let at = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+        page[at..at + 48].to_owned()
+    }
+
+    pub async fn call_with_csrf(&self, endpoint: &str, form: &[(&str, &str)]) -> Answer {
+        let csrf = self.csrf().await;
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        self.call(endpoint, &all).await
+    }
+
+    pub async fn sign_in(&self, msisdn: &str) {
+        let a = self
+            .call_with_csrf(
+                "sign_in_password",
+                &[("msisdn", msisdn), ("password", "902468")],
+            )
+            .await;
+        assert!(
+            a.status.is_success() || a.status.is_redirection(),
+            "sign-in: {} {}",
+            a.status,
+            a.body
+        );
+        assert_eq!(self.get("/").await.status, StatusCode::OK);
+    }
+}
+
+pub async fn answer(r: reqwest::Response) -> Answer {
+    Answer {
+        status: r.status(),
+        location: r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: r.text().await.unwrap_or_default(),
+    }
+}
