@@ -258,8 +258,8 @@ async fn check_csrf(req: Request, next: Next) -> Response {
 }
 
 /// While customer care acts as a subscriber, every page view and every action in the
-/// subscriber's hall is audited with both identities and the client address (the reason is on
-/// the impersonation's row, which each of these rows names).
+/// subscriber's hall is audited with both identities, the impersonation (and its reason) and
+/// the client address.
 async fn audit_acting(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let is_page = req.method() == Method::GET && is_subscriber_page(&path);
@@ -287,7 +287,7 @@ async fn audit_acting(req: Request, next: Next) -> Response {
                 &staff,
                 Some(&imp),
                 &imp.msisdn,
-                &format!("page {path}"),
+                &format!("page {path}; reason: {}", imp.reason),
                 &addr,
             )
             .await
@@ -315,7 +315,7 @@ async fn audit_acting(req: Request, next: Next) -> Response {
     .staff(&staff)
     .msisdn(&imp.msisdn)
     .impersonation(imp.id)
-    .detail(endpoint);
+    .detail(format!("{endpoint}; reason: {}", imp.reason));
     if let Err(e) = hall.audit(&rec).await {
         tracing::error!(error = %e, "could not audit an action while acting");
     }

@@ -75,7 +75,7 @@ async fn open_impersonations(site: &Site) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_pages_refuse_the_signed_out_and_subscribers() {
     let site = Site::start().await;
     site.t.subscriber("13800001111", 5_000).await;
@@ -106,7 +106,7 @@ async fn staff_pages_refuse_the_signed_out_and_subscribers() {
     assert_eq!(subscriber.get("/").await.status, StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_reach_only_their_pages() {
     let site = Site::start().await;
     staff(&site, "agent1", Role::Agent, None).await;
@@ -219,7 +219,7 @@ async fn roles_reach_only_their_pages() {
     assert!(admin.get("/staff/admin").await.body.contains("agent9"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acting_as_a_subscriber_follows_every_rule() {
     let site = Site::start().await;
     let m = site.t.subscriber("13800002222", 10_000).await;
@@ -337,7 +337,7 @@ async fn acting_as_a_subscriber_follows_every_rule() {
     assert_eq!(open_impersonations(&site).await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_is_audited_and_the_log_cannot_be_changed() {
     let site = Site::start().await;
     site.t.subscriber("13800002222", 10_000).await;
@@ -419,7 +419,7 @@ async fn every_step_is_audited_and_the_log_cannot_be_changed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_ends_an_agents_session_and_sign_out_ends_ones_own() {
     let site = Site::start().await;
     site.t.subscriber("13800002222", 10_000).await;

@@ -79,7 +79,7 @@ const READS: &[(&str, &[(&str, &str)])] = &[
     ("code_cooldown", &[("purpose", "2fa")]),
 ];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_out_requests_are_refused_everywhere() {
     let site = Site::start().await;
     let m = site.t.subscriber("13800001111", 10_000).await;
@@ -104,7 +104,7 @@ async fn signed_out_requests_are_refused_everywhere() {
     assert_eq!(b.get("/login").await.status, StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_wrong_csrf_token_is_refused() {
     let site = Site::start().await;
     site.t.subscriber("13800001111", 0).await;
@@ -162,7 +162,7 @@ async fn a_missing_or_wrong_csrf_token_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_idles_out_after_fifteen_minutes() {
     let site = Site::start().await;
     site.t.subscriber("13800001111", 0).await;
@@ -184,7 +184,7 @@ async fn a_session_idles_out_after_fifteen_minutes() {
     assert!(b.read("home", &[]).await.status.is_client_error());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_second_factor_opens_ten_minutes() {
     let site = Site::start().await;
     let m = site.t.subscriber("13800001111", 0).await;
@@ -222,7 +222,7 @@ async fn the_second_factor_opens_ten_minutes() {
     assert!(!page.body.contains("details-table"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_subscriber_cannot_reach_anothers_data() {
     let site = Site::start().await;
     let a_m = site.t.subscriber("13800001111", 50_000).await;
@@ -343,7 +343,7 @@ async fn one_subscriber_cannot_reach_anothers_data() {
     assert_eq!(site.t.hall.balance(&b_m).await.unwrap().total(), bob_before);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_carry_the_security_headers_and_cookie_rules() {
     let site = Site::start().await;
     let b = site.browser();

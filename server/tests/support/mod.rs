@@ -13,10 +13,21 @@ use server::sessions::SessionStores;
 pub struct Site {
     pub t: TestHall,
     pub base: String,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Site {
+    /// Starts a site; the tests of one binary take turns. Several Leptos servers in one process
+    /// (never the case in production) share the framework's process-wide state, and about
+    /// one run in five a page render then waited forever.
     pub async fn start() -> Site {
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let turn = ONE_AT_A_TIME.lock().await;
+        // `RUST_LOG=…` shows the server's logs with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let t = TestHall::empty().await;
         let stores = SessionStores::from_config(None).await.unwrap();
         let app = server::http::router(t.hall.clone(), None, stores, false);
@@ -33,6 +44,7 @@ impl Site {
         Site {
             t,
             base: format!("http://{addr}"),
+            _one_at_a_time: turn,
         }
     }
 
