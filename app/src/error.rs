@@ -160,6 +160,8 @@ pub enum Error {
     ImpersonationOfStaff,
     #[error("The impersonation session has ended or expired.")]
     ImpersonationOver,
+    #[error("Customer care cannot change the service password or sign-in settings.")]
+    NotWhileActing,
     #[error("The username is taken.")]
     UsernameTaken,
 
@@ -246,6 +248,7 @@ impl Error {
             Error::ImpersonationActive => "已有进行中的代客操作,请先结束。".into(),
             Error::ImpersonationOfStaff => "不能代员工账号操作。".into(),
             Error::ImpersonationOver => "代客操作已结束或超时。".into(),
+            Error::NotWhileActing => "代客操作时不能修改服务密码或登录设置。".into(),
             Error::UsernameTaken => "该工号已存在。".into(),
             // top-up (service/topup.rs, service/history.rs)
             Error::UnknownReceipt => "没有这笔充值记录。".into(),

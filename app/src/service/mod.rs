@@ -1,4 +1,5 @@
 //! One module per capability; each adds methods to [`crate::Hall`].
+pub mod actor;
 pub mod arrears;
 pub mod audit;
 pub mod auth;

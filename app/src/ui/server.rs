@@ -71,7 +71,7 @@ fn set_status(status: StatusCode) {
 
 /// A service error as the person should read it.
 pub fn fail(lang: Lang, e: Error) -> ServerFnError {
-    if matches!(e, Error::Forbidden) {
+    if matches!(e, Error::Forbidden | Error::NotWhileActing) {
         set_status(StatusCode::FORBIDDEN);
     } else if e.is_user_error() {
         set_status(StatusCode::BAD_REQUEST);
@@ -160,18 +160,16 @@ impl Web {
         Ok(m)
     }
 
-    /// Refuses what customer care may never do while acting as the subscriber (SPEC §5): the
-    /// service password and the sign-in settings stay the subscriber's own.
-    pub fn not_acting(&self) -> Result<(), ServerFnError> {
-        if self.acting.is_some() {
-            return Err(refuse(
-                self.lang,
-                StatusCode::FORBIDDEN,
-                "代客操作时不能修改服务密码或登录设置。",
-                "Customer care cannot change the service password or sign-in settings.",
-            ));
+    /// Who is acting: the subscriber, or customer care on their behalf.
+    pub fn actor(&self) -> crate::service::actor::Actor {
+        use crate::service::actor::Actor;
+        match &self.acting {
+            Some(i) => Actor::CustomerCare {
+                staff_id: i.staff_id,
+                impersonation_id: i.id,
+            },
+            None => Actor::Subscriber,
         }
-        Ok(())
     }
 
     /// Wraps a service result.

@@ -24,7 +24,7 @@ pub async fn load_account() -> Result<AccountData, ServerFnError> {
     use crate::domain::Status;
     let web = web().await?;
     let msisdn = web.subscriber()?;
-    let p = web.check(web.hall.profile(&msisdn).await)?;
+    let p = web.check(web.hall.profile_as(web.actor(), &msisdn).await)?;
     Ok(AccountData {
         alert_threshold: p.alert_threshold,
         status: web.lang.pick(p.status.zh(), p.status.en()).to_owned(),
@@ -42,7 +42,6 @@ pub async fn change_password(
 ) -> Result<(), ServerFnError> {
     let _ = csrf;
     let mut web = web().await?;
-    web.not_acting()?;
     let msisdn = web.subscriber_with_second_factor()?;
     if new != repeat {
         return Err(crate::ui::server::refuse(
@@ -52,7 +51,11 @@ pub async fn change_password(
             "The two new passwords differ.",
         ));
     }
-    let epoch = web.check(web.hall.change_password(&msisdn, &current, &new).await)?;
+    let epoch = web.check(
+        web.hall
+            .change_password_as(web.actor(), &msisdn, &current, &new)
+            .await,
+    )?;
     web.password_changed(epoch).await?;
     leptos_axum::redirect("/account?done=password");
     Ok(())
@@ -89,9 +92,8 @@ pub async fn suspend_or_resume(csrf: String, action: String) -> Result<(), Serve
 pub async fn sign_out_everywhere(csrf: String) -> Result<(), ServerFnError> {
     let _ = csrf;
     let mut web = web().await?;
-    web.not_acting()?;
     let msisdn = web.subscriber()?;
-    web.check(web.hall.sign_out_everywhere(&msisdn).await)?;
+    web.check(web.hall.sign_out_everywhere_as(web.actor(), &msisdn).await)?;
     let r = web.sign_out().await;
     web.check(r)?;
     leptos_axum::redirect("/login?done=signed_out");

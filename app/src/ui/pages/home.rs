@@ -69,13 +69,7 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let msisdn = web.subscriber()?;
     let hall = &web.hall;
     let lang = web.lang;
-    let profile = web.check(hall.profile(&msisdn).await)?;
-    // Customer care sees personal data masked (SPEC §5).
-    let profile = if web.acting.is_some() {
-        profile.masked()
-    } else {
-        profile
-    };
+    let profile = web.check(hall.profile_as(web.actor(), &msisdn).await)?;
     let balance = web.check(hall.balance(&msisdn).await)?;
     let mtd = web.check(hall.month_to_date(&msisdn).await)?;
     let points = web.check(hall.points(&msisdn).await)?;

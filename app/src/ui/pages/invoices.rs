@@ -60,7 +60,7 @@ pub async fn load_invoice(period: String) -> Result<Invoice, ServerFnError> {
             "Invoices are available for the last six closed months.",
         ));
     };
-    let profile = web.check(web.hall.profile(&msisdn).await)?;
+    let profile = web.check(web.hall.profile_as(web.actor(), &msisdn).await)?;
     let view = crate::ui::pages::bills::bill_view(
         web.lang,
         bill.period,

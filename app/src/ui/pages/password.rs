@@ -25,7 +25,11 @@ pub async fn change_initial_password(
             "The two new passwords differ.",
         ));
     }
-    let epoch = web.check(web.hall.change_password(&msisdn, &current, &new).await)?;
+    let epoch = web.check(
+        web.hall
+            .change_password_as(web.actor(), &msisdn, &current, &new)
+            .await,
+    )?;
     web.password_changed(epoch).await?;
     leptos_axum::redirect("/?done=password");
     Ok(())

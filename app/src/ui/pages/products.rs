@@ -53,7 +53,7 @@ pub async fn load_products() -> Result<ProductsData, ServerFnError> {
     let msisdn = web.subscriber()?;
     let hall = &web.hall;
     let lang = web.lang;
-    let profile = web.check(hall.profile(&msisdn).await)?;
+    let profile = web.check(hall.profile_as(web.actor(), &msisdn).await)?;
     let catalogue = web.check(hall.catalogue().await)?;
     let subs = web.check(hall.subscriptions(&msisdn).await)?;
     let pending = web.check(hall.pending_plan_change(&msisdn).await)?;
