@@ -44,6 +44,8 @@ pub enum Invalid {
     DisplayName,
     #[error("A date is written YYYY-MM-DD.")]
     Date,
+    #[error("The two new passwords differ.")]
+    PasswordsDiffer,
 }
 
 impl Invalid {
@@ -68,6 +70,7 @@ impl Invalid {
             Invalid::TotpSecret => "动态口令密钥格式不正确(Base32,至少 16 个字符)。",
             Invalid::DisplayName => "请填写姓名(最多 64 个字)。",
             Invalid::Date => "日期格式不正确(YYYY-MM-DD)。",
+            Invalid::PasswordsDiffer => "两次输入的新密码不一致。",
         }
     }
 }

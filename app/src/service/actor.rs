@@ -2,7 +2,7 @@
 //! (SPEC §5). The rules that depend on it live here, so that every channel keeps them: staff
 //! see personal data masked and never change the service password or the sign-in settings.
 use crate::domain::Msisdn;
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 use crate::hall::Hall;
 use crate::service::subscribers::Profile;
 
@@ -36,15 +36,19 @@ impl Hall {
         })
     }
 
-    /// Changes the service password; the subscriber's own act only.
+    /// Changes the service password, typed twice; the subscriber's own act only.
     pub async fn change_password_as(
         &self,
         actor: Actor,
         msisdn: &Msisdn,
         current: &str,
         new: &str,
+        repeat: &str,
     ) -> Result<i64> {
         actor.refuse_customer_care()?;
+        if new != repeat {
+            return Err(Invalid::PasswordsDiffer.into());
+        }
         self.change_password(msisdn, current, new).await
     }
 
@@ -75,15 +79,22 @@ mod tests {
         assert_eq!(care.name, "测***");
         assert!(care.id_card.contains("********"));
         assert!(matches!(
-            h.change_password_as(CARE, &m, "902468", "135790").await,
+            h.change_password_as(CARE, &m, "902468", "135790", "135790")
+                .await,
             Err(Error::NotWhileActing)
         ));
         assert!(matches!(
             h.sign_out_everywhere_as(CARE, &m).await,
             Err(Error::NotWhileActing)
         ));
-        // Nothing changed: the subscriber's own password still works, and can be changed.
-        h.change_password_as(Actor::Subscriber, &m, "902468", "135790")
+        // Typed twice differently: refused, nothing changed.
+        assert!(matches!(
+            h.change_password_as(Actor::Subscriber, &m, "902468", "135790", "135791")
+                .await,
+            Err(Error::Invalid(Invalid::PasswordsDiffer))
+        ));
+        // The subscriber's own password still works, and can be changed.
+        h.change_password_as(Actor::Subscriber, &m, "902468", "135790", "135790")
             .await
             .unwrap();
     }

@@ -133,6 +133,23 @@ impl Web {
         }
     }
 
+    /// Changes the service password (typed twice) as this session's actor and keeps this
+    /// session signed in.
+    pub async fn change_password(
+        &mut self,
+        msisdn: &Msisdn,
+        current: &str,
+        new: &str,
+        repeat: &str,
+    ) -> Result<(), ServerFnError> {
+        let epoch = self.check(
+            self.hall
+                .change_password_as(self.actor(), msisdn, current, new, repeat)
+                .await,
+        )?;
+        self.password_changed(epoch).await
+    }
+
     /// Records a password change in this session: the new epoch keeps it signed in while every
     /// other session of the number ends; the id rotates (a privilege change).
     pub async fn password_changed(&mut self, epoch: i64) -> Result<(), ServerFnError> {

@@ -17,20 +17,8 @@ pub async fn change_initial_password(
     let _ = csrf;
     let mut web = web().await?;
     let msisdn = web.subscriber_before_password_change()?;
-    if new != repeat {
-        return Err(crate::ui::server::refuse(
-            web.lang,
-            http::StatusCode::BAD_REQUEST,
-            "两次输入的新密码不一致。",
-            "The two new passwords differ.",
-        ));
-    }
-    let epoch = web.check(
-        web.hall
-            .change_password_as(web.actor(), &msisdn, &current, &new)
-            .await,
-    )?;
-    web.password_changed(epoch).await?;
+    web.change_password(&msisdn, &current, &new, &repeat)
+        .await?;
     leptos_axum::redirect("/?done=password");
     Ok(())
 }
