@@ -26,6 +26,8 @@ struct Inner {
     /// Whether a change confirms itself by SMS. Off in the view the SMS channel uses, whose
     /// reply to the command already says what was done: one SMS per change, not two.
     change_notices: bool,
+    /// Numbers known to be subscribers (numbers are never deleted, so a yes stays true).
+    known: Arc<crate::service::subscribers::KnownSubscribers>,
 }
 
 impl Hall {
@@ -38,6 +40,7 @@ impl Hall {
                 settings,
                 payments: Arc::new(SimulatedProvider::new()),
                 change_notices: true,
+                known: Arc::default(),
             }),
         }
     }
@@ -47,7 +50,7 @@ impl Hall {
         let db = Db::connect(&cfg.database_url).await?;
         db.migrate().await?;
         let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
-            Some(url) => Arc::new(RedisStore::connect(url, "openhall:").await?),
+            Some(url) => Arc::new(RedisStore::connect(url, &cfg.redis_prefix).await?),
             None => Arc::new(MemoryStore::new()),
         };
         Ok(Self::new(
@@ -70,6 +73,7 @@ impl Hall {
                 settings: i.settings.clone(),
                 payments: i.payments.clone(),
                 change_notices: i.change_notices,
+                known: i.known.clone(),
             }),
         }
     }
@@ -86,8 +90,13 @@ impl Hall {
                 settings: i.settings.clone(),
                 payments: i.payments.clone(),
                 change_notices: false,
+                known: i.known.clone(),
             }),
         }
+    }
+
+    pub(crate) fn known_subscribers(&self) -> &crate::service::subscribers::KnownSubscribers {
+        &self.inner.known
     }
 
     pub(crate) fn change_notices(&self) -> bool {

@@ -18,6 +18,8 @@ pub mod hall;
 pub mod service;
 #[cfg(feature = "service")]
 pub mod store;
+#[cfg(feature = "service")]
+pub mod telemetry;
 #[cfg(any(all(test, feature = "service"), feature = "testing"))]
 pub mod testing;
 pub mod ui;

@@ -1,4 +1,7 @@
+//! The web server's router and listener, with the operators' endpoints: `/healthz`,
+//! `/readyz` and `/metrics`.
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use app::Hall;
@@ -6,9 +9,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use tower_sessions::session::Id;
+use tower_sessions::session_store::SessionStore;
 
 use crate::handset::{self, Handset};
+use crate::metrics;
 use crate::sessions::SessionStores;
+
+/// How long a readiness check waits for each store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct Probe {
+    hall: Hall,
+    sessions: SessionStores,
+}
 
 pub fn router(
     hall: Hall,
@@ -20,13 +35,24 @@ pub fn router(
         .route("/phone", get(handset::page).post(handset::send))
         .route("/style/phone.css", get(handset::stylesheet))
         .with_state(handset);
-    Router::new()
+    // Installs the process's recorder if `main` has not (the in-process test harness).
+    app::telemetry::metrics();
+    let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(Probe {
+            hall: hall.clone(),
+            sessions: sessions.clone(),
+        });
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
         .with_state(hall.clone())
+        .merge(probes)
         .merge(phone)
         .merge(crate::web::router(hall, sessions, secure_cookies))
         .layer(axum::middleware::from_fn(crate::web::security_headers))
+        // Outermost and after every route: it sees each request's matched route.
+        .layer(axum::middleware::from_fn(metrics::track))
 }
 
 /// The process is up.
@@ -34,16 +60,20 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can reach its database.
-async fn readyz(State(hall): State<Hall>) -> (StatusCode, &'static str) {
-    match sqlx_ping(&hall).await {
-        true => (StatusCode::OK, "ready"),
-        false => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+/// The process can reach its database and, when sessions live in Redis, Redis.
+async fn readyz(State(p): State<Probe>) -> (StatusCode, &'static str) {
+    let db = tokio::time::timeout(READY_TIMEOUT, p.hall.ping()).await;
+    if !matches!(db, Ok(Ok(()))) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }
-}
-
-async fn sqlx_ping(hall: &Hall) -> bool {
-    hall.ping().await.is_ok()
+    if let SessionStores::Redis(_) = &p.sessions {
+        // One read of a random key: a round trip to the same Redis as the hall's stores.
+        let redis = tokio::time::timeout(READY_TIMEOUT, p.sessions.load(&Id::default())).await;
+        if !matches!(redis, Ok(Ok(_))) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
+        }
+    }
+    (StatusCode::OK, "ready")
 }
 
 pub async fn serve(

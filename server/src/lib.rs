@@ -4,6 +4,7 @@ pub mod cli;
 pub mod handset;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod sessions;
 pub mod staff;
 pub mod web;

@@ -5,13 +5,12 @@ use server::cli;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
-    match cli::run(cli::Cli::parse()).await {
+    let args = cli::Cli::parse();
+    // Logs in the configured format (OPENHALL_LOG_FORMAT), and the metrics recorder before
+    // anything records.
+    app::telemetry::init_logging();
+    app::telemetry::metrics();
+    match cli::run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("server: {e:#}");

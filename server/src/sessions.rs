@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions::MemoryStore;
-use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
+use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool, ReconnectPolicy};
 use tower_sessions_redis_store::RedisStore;
 
 #[derive(Clone, Debug)]
@@ -19,7 +19,10 @@ impl SessionStores {
             return Ok(SessionStores::Memory(MemoryStore::default()));
         };
         let config = Config::from_url(url)?;
-        let pool = Pool::new(config, None, None, None, 4)?;
+        // Reconnect for ever (10 ms doubling to 2 s): without a policy the pool never comes
+        // back after Redis restarts, and every request needing a session hangs.
+        let policy = ReconnectPolicy::new_exponential(0, 10, 2_000, 2);
+        let pool = Pool::new(config, None, None, Some(policy), 4)?;
         pool.init().await?;
         Ok(SessionStores::Redis(RedisStore::new(pool)))
     }

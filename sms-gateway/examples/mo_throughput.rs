@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use app::config::Config;
 use app::Hall;
+use sms_gateway::load::balance_text;
 use sms_gateway::runtime::{self, CommandHandler, Gateway, RuntimeOptions};
 use sms_gateway::simulator::{Smsc, SmscConfig};
 use sms_gateway::smpp::EsmeConfig;
@@ -30,30 +31,6 @@ impl CommandHandler for Commands {
     async fn handle(&self, hall: &Hall, source: &str, text: &str) -> Option<String> {
         sms_gateway::commands::handle_mo(hall, source, text).await
     }
-}
-
-/// The k-th distinct spelling of the balance query.
-fn balance_text(k: usize) -> String {
-    let mut texts: Vec<String> = Vec::new();
-    for mask in 0..16u32 {
-        texts.push(
-            "CXYE"
-                .chars()
-                .enumerate()
-                .map(|(i, c)| {
-                    if mask & (1 << i) != 0 {
-                        c.to_ascii_lowercase()
-                    } else {
-                        c
-                    }
-                })
-                .collect(),
-        );
-    }
-    for t in ["YE", "ye", "Ye", "yE", "余额", "查余额", "查询余额"] {
-        texts.push(t.to_owned());
-    }
-    texts[k % texts.len()].clone()
 }
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {

@@ -7,6 +7,10 @@
 //! - `sms-gateway --with-simulator`: host the simulator in this process instead (at
 //!   `OPENHALL_SIM_ADDR`), for running the gateway without `server`.
 //!
+//! Health checks and metrics (`/healthz`, `/readyz`, `/metrics`) are served at
+//! `OPENHALL_GATEWAY_HTTP_ADDR` (default 127.0.0.1:3001; `off`: not at all); when that address
+//! is taken the gateway warns and runs without them.
+//!
 //! SIGTERM or Ctrl-C: finish the work in hand, unbind, exit 0.
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use anyhow::{Context, Result};
 use app::config::Config;
 use app::store::db::redact;
 use app::Hall;
+use sms_gateway::observe;
 use sms_gateway::runtime::{self, CommandHandler, Gateway};
 use sms_gateway::simulator::{Smsc, SmscConfig};
 use sms_gateway::smpp::EsmeConfig;
@@ -21,16 +26,16 @@ use sms_gateway::smpp::EsmeConfig;
 const USAGE: &str = "usage: sms-gateway [--with-simulator]\n\
   Binds to OPENHALL_SMSC (smpp://SYSTEM_ID:PASSWORD@HOST:PORT), or, when it is unset, to the\n\
   built-in SMSC simulator hosted by `server` at OPENHALL_SIM_ADDR (default 127.0.0.1:2775).\n\
+  Serves /healthz, /readyz and /metrics at OPENHALL_GATEWAY_HTTP_ADDR (default 127.0.0.1:3001,\n\
+  `off`: none). Settings may also come from the TOML file OPENHALL_CONFIG names.\n\
   --with-simulator  host the simulator in this process (at OPENHALL_SIM_ADDR) and bind to it";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    // Logs in the configured format (OPENHALL_LOG_FORMAT), and the metrics recorder before the
+    // runtime records anything.
+    app::telemetry::init_logging();
+    app::telemetry::metrics();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -77,7 +82,7 @@ async fn run() -> Result<()> {
             EsmeConfig::new(&smsc.host, smsc.port, &smsc.system_id, &smsc.password)
         }
         (None, true) => {
-            let addr = runtime::simulator_addr_from_env()?;
+            let addr = cfg.sim_addr;
             let mut sim_config =
                 SmscConfig::new(runtime::SIMULATOR_SYSTEM_ID, runtime::SIMULATOR_PASSWORD);
             sim_config.bind_addr = addr;
@@ -95,7 +100,7 @@ async fn run() -> Result<()> {
             )
         }
         (None, false) => {
-            let addr = runtime::simulator_addr_from_env()?;
+            let addr = cfg.sim_addr;
             tracing::info!(%addr, "no OPENHALL_SMSC: binding to the built-in SMSC simulator hosted by `server`");
             EsmeConfig::new(
                 &addr.ip().to_string(),
@@ -106,11 +111,18 @@ async fn run() -> Result<()> {
         }
     };
 
-    let gateway = Gateway::start(hall, esme_config, Arc::new(Commands));
+    let gateway = Gateway::start(hall.clone(), esme_config, Arc::new(Commands));
+    let observe = match cfg.gateway_http_addr {
+        Some(addr) => observe::serve(addr, hall, gateway.clone()).await,
+        None => None,
+    };
     tracing::info!(short_code = %cfg.short_code, "sms-gateway running");
     wait_for_stop().await?;
     tracing::info!("stopping: finishing work in hand and unbinding");
     gateway.shutdown().await;
+    if let Some(listening) = observe {
+        listening.stop();
+    }
     if let Some(sim) = simulator {
         sim.shutdown();
     }

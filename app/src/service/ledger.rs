@@ -175,6 +175,29 @@ fn split(before: Balance, p: &Posting<'_>) -> Result<(Fen, Fen), PostError> {
 }
 
 impl crate::hall::Hall {
+    /// The balance and the number's status in one read (the balance query by SMS, the
+    /// gateway's commonest command).
+    pub async fn balance_and_status(&self, msisdn: &Msisdn) -> Result<(Balance, Status)> {
+        let row = sqlx::query(
+            "SELECT a.cash, a.gift, s.status FROM accounts a JOIN subscribers s ON s.msisdn = a.msisdn \
+             WHERE a.msisdn = $1",
+        )
+        .bind(msisdn.as_str())
+        .fetch_optional(self.db().pool())
+        .await?
+        .ok_or(Error::UnknownSubscriber)?;
+        let status: String = row.try_get(2)?;
+        let status = Status::from_db(&status)
+            .ok_or_else(|| Error::Storage(format!("unknown status {status:?}")))?;
+        Ok((
+            Balance {
+                cash: Fen::new(row.try_get(0)?),
+                gift: Fen::new(row.try_get(1)?),
+            },
+            status,
+        ))
+    }
+
     pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
         let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
             .bind(msisdn.as_str())

@@ -2,7 +2,7 @@
 //! answered, deduplicated against redelivery), the per-number command limit, the one polite
 //! refusal for non-subscribers, and the outbox as the gateway drains it (claim, sent, retry,
 //! delivery receipts). Several gateways may share one database: claims are conditional updates.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::clock::from_millis;
 use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
-use crate::service::outbox::{self, SmsKind};
+use crate::service::outbox::SmsKind;
 use crate::store::RateDecision;
 
 /// A redelivery of the same text from the same number within this window is the same MO.
@@ -57,6 +57,30 @@ pub struct OutboundSms {
     pub attempts: i64,
 }
 
+/// Rows a multi-row statement takes at once (well under both databases' parameter limits).
+const CHUNK: usize = 200;
+
+/// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)` for width 2,
+/// or `$1, $2, $3` for width 1 (an IN list).
+fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let cols: Vec<String> = (0..width)
+            .map(|c| format!("${}", first + r * width + c))
+            .collect();
+        cols.join(", ")
+    };
+    let rows: Vec<String> = (0..rows)
+        .map(|r| {
+            if width == 1 {
+                row(r)
+            } else {
+                format!("({})", row(r))
+            }
+        })
+        .collect();
+    rows.join(", ")
+}
+
 fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -88,41 +112,60 @@ impl Hall {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
-        let mut tx = self.db().begin().await?;
+        let mut out: Vec<Option<i64>> = vec![None; mos.len()];
+        // The first of each (sender, text) in the batch; a later one is its redelivery.
+        let mut fresh: Vec<(usize, String)> = Vec::with_capacity(mos.len());
         let mut in_batch: HashSet<(&str, String)> = HashSet::with_capacity(mos.len());
-        let mut out = Vec::with_capacity(mos.len());
-        // Row by row inside the one transaction: the statements are prepared once per
-        // connection, and the cost that matters (the commit) is paid once.
-        for (source, destination, text) in mos {
+        for (i, (source, _, text)) in mos.iter().enumerate() {
             let h = hash(text);
-            if in_batch.contains(&(source.as_str(), h.clone())) {
-                out.push(None);
-                continue;
+            if in_batch.insert((source.as_str(), h.clone())) {
+                fresh.push((i, h));
             }
-            let seen = sqlx::query("SELECT 1 FROM sms_inbox WHERE source = $1 AND body_hash = $2 AND received_at > $3 LIMIT 1")
-                .bind(source)
-                .bind(&h)
-                .bind(now - DEDUPE_WINDOW_MS)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if seen {
-                out.push(None);
-                continue;
+        }
+        let mut tx = self.db().begin().await?;
+        // A few statements for the whole batch, not two a message: on SQLite each statement
+        // is a hand-off to the connection's thread, and that is what a busy link pays for.
+        let mut stored_before: HashSet<(String, String)> = HashSet::new();
+        let mut senders: Vec<&str> = fresh.iter().map(|(i, _)| mos[*i].0.as_str()).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for chunk in senders.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT source, body_hash FROM sms_inbox WHERE received_at > $1 AND source IN ({})",
+                placeholders(2, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql).bind(now - DEDUPE_WINDOW_MS);
+            for source in chunk {
+                q = q.bind(*source);
             }
-            let id: i64 = sqlx::query(
-                "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(source)
-            .bind(destination)
-            .bind(text)
-            .bind(&h)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-            in_batch.insert((source.as_str(), h));
-            out.push(Some(id));
+            for row in q.fetch_all(&mut *tx).await? {
+                stored_before.insert((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        fresh.retain(|(i, h)| !stored_before.contains(&(mos[*i].0.clone(), h.clone())));
+        for chunk in fresh.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at) VALUES {} \
+                 RETURNING id, source, body_hash",
+                placeholders(1, chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, h) in chunk {
+                let (source, destination, text) = &mos[*i];
+                q = q
+                    .bind(source)
+                    .bind(destination)
+                    .bind(text)
+                    .bind(h)
+                    .bind(now);
+            }
+            let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(chunk.len());
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
+            }
+            for (i, h) in chunk {
+                out[*i] = ids.remove(&(mos[*i].0.clone(), h.clone()));
+            }
         }
         tx.commit().await?;
         Ok(out)
@@ -132,6 +175,8 @@ impl Hall {
     /// claimed and did not finish in time.
     pub async fn claim_mo(&self, limit: i64) -> Result<Vec<InboxMo>> {
         let now = self.now_ms();
+        // A write: through the writer's turn like every other (see `Db::begin`).
+        let mut tx = self.db().begin().await?;
         let rows = sqlx::query(
             "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 WHERE id IN (\
                SELECT id FROM sms_inbox WHERE status = 'received' OR (status = 'handling' AND claimed_at < $2) \
@@ -142,8 +187,9 @@ impl Hall {
         .bind(now)
         .bind(now - CLAIM_TIMEOUT_MS)
         .bind(limit)
-        .fetch_all(self.db().pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut out: Vec<InboxMo> = rows
             .iter()
             .map(|r| {
@@ -176,21 +222,47 @@ impl Hall {
         }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        for (id, reply) in done {
-            let source: Option<String> = sqlx::query(
-                "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id = $2 AND status <> 'handled' RETURNING source",
-            )
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            if let (Some(source), Some(reply)) = (source, reply) {
-                if let Ok(to) = Msisdn::parse(&source) {
-                    outbox::queue(&mut tx, now, &to, SmsKind::Reply, reply).await?;
-                }
+        // Which of them this call completes (an MO already handled gets no second reply).
+        let mut completed: HashMap<i64, String> = HashMap::with_capacity(done.len());
+        let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id IN ({}) \
+                 AND status <> 'handled' RETURNING id, source",
+                placeholders(2, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(id);
             }
+            for row in q.fetch_all(&mut *tx).await? {
+                completed.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        let replies: Vec<(Msisdn, &str)> = done
+            .iter()
+            .filter_map(|(id, reply)| {
+                let to = Msisdn::parse(completed.get(id)?).ok()?;
+                Some((to, reply.as_deref()?))
+            })
+            .collect();
+        // In the order given: the outbox is sent in id order, so a sender's replies keep the
+        // order of its MO.
+        for chunk in replies.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at) VALUES {}",
+                placeholders(1, chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for (to, body) in chunk {
+                q = q
+                    .bind(to.as_str())
+                    .bind(SmsKind::Reply.as_str())
+                    .bind(*body)
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -233,6 +305,7 @@ impl Hall {
     /// Claims up to `limit` due outbox messages for sending.
     pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboundSms>> {
         let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
         let due = "(status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2)";
         let rows = sqlx::query(&format!(
             "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
@@ -242,8 +315,9 @@ impl Hall {
         .bind(now)
         .bind(now - CLAIM_TIMEOUT_MS)
         .bind(limit)
-        .fetch_all(self.db().pool())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut out: Vec<OutboundSms> = rows
             .iter()
             .map(|r| {
@@ -273,26 +347,46 @@ impl Hall {
         }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        for (id, message_ids) in sent {
+        for chunk in sent.chunks(CHUNK) {
+            // One statement for the chunk: each message gets its own ids through a CASE.
             // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
-            sqlx::query(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, message_id = $2, last_error = NULL, \
-                 body = CASE WHEN kind = 'code' THEN $4 ELSE body END WHERE id = $3",
-            )
-                .bind(now)
-                .bind(message_ids.join(","))
-                .bind(id)
-                .bind(SENT_CODE_PLACEHOLDER)
-                .execute(&mut *tx)
-                .await?;
-            for (part, mid) in message_ids.iter().enumerate() {
-                sqlx::query("INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING")
-                    .bind(mid)
-                    .bind(id)
-                    .bind(part as i64 + 1)
-                    .execute(&mut *tx)
-                    .await?;
+            let cases: String = (0..chunk.len())
+                .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL, \
+                 body = CASE WHEN kind = 'code' THEN $2 ELSE body END, \
+                 message_id = CASE id{cases} END WHERE id IN ({})",
+                placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql).bind(now).bind(SENT_CODE_PLACEHOLDER);
+            for (id, message_ids) in chunk {
+                q = q.bind(id).bind(message_ids.join(","));
             }
+            for (id, _) in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let parts: Vec<(&str, i64, i64)> = sent
+            .iter()
+            .flat_map(|(id, mids)| {
+                mids.iter()
+                    .enumerate()
+                    .map(move |(part, mid)| (mid.as_str(), *id, part as i64 + 1))
+            })
+            .collect();
+        for chunk in parts.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
+                 ON CONFLICT (message_id) DO NOTHING",
+                placeholders(1, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (mid, id, part) in chunk {
+                q = q.bind(*mid).bind(*id).bind(*part);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -323,31 +417,58 @@ impl Hall {
     /// Records a delivery receipt for one part; the message counts as delivered when every
     /// part is. Returns false for a message id this hall did not send.
     pub async fn outbox_receipt(&self, message_id: &str, stat: &str) -> Result<bool> {
+        let matched = self
+            .outbox_receipt_batch(&[(message_id.to_owned(), stat.to_owned())])
+            .await?;
+        Ok(matched[0])
+    }
+
+    /// Records delivery receipts `(message id, stat)` in one transaction; returns, in order,
+    /// whether each matched a part the outbox knows. A message counts as delivered when every
+    /// one of its parts is.
+    pub async fn outbox_receipt_batch(&self, receipts: &[(String, String)]) -> Result<Vec<bool>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now_ms();
         let mut tx = self.db().begin().await?;
-        let outbox_id: Option<i64> = sqlx::query(
-            "UPDATE outbox_parts SET stat = $1, receipt_at = $2 WHERE message_id = $3 RETURNING outbox_id",
-        )
-        .bind(stat)
-        .bind(now)
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-        let Some(outbox_id) = outbox_id else {
-            return Ok(false);
-        };
-        sqlx::query(
-            "UPDATE outbox SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL AND NOT EXISTS (\
-               SELECT 1 FROM outbox_parts WHERE outbox_id = $2 AND (stat IS NULL OR stat <> 'DELIVRD'))",
-        )
-        .bind(now)
-        .bind(outbox_id)
-        .execute(&mut *tx)
-        .await?;
+        let mut matched = Vec::with_capacity(receipts.len());
+        let mut messages: Vec<i64> = Vec::new();
+        for (message_id, stat) in receipts {
+            let outbox_id: Option<i64> = sqlx::query(
+                "UPDATE outbox_parts SET stat = $1, receipt_at = $2 WHERE message_id = $3 RETURNING outbox_id",
+            )
+            .bind(stat)
+            .bind(now)
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            matched.push(outbox_id.is_some());
+            if let Some(id) = outbox_id.filter(|_| stat == "DELIVRD") {
+                messages.push(id);
+            }
+        }
+        messages.sort_unstable();
+        messages.dedup();
+        for chunk in messages.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
+                   SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(matched)
     }
 
     /// Messages waiting to be sent (for metrics and the handset page).
@@ -366,6 +487,38 @@ mod tests {
     use super::*;
     use crate::testing::TestHall;
     use chrono::Duration as D;
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(placeholders(1, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(3, 3, 1), "$3, $4, $5");
+    }
+
+    #[tokio::test]
+    async fn receipts_are_recorded_together_and_unknown_ids_reported() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent(b[0].id, &["p1".into(), "p2".into()])
+            .await
+            .unwrap();
+        let r = |id: &str| (id.to_owned(), "DELIVRD".to_owned());
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p1"), r("nope"), r("p2")])
+                .await
+                .unwrap(),
+            vec![true, false, true]
+        );
+        let delivered: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+            .bind(b[0].id)
+            .fetch_one(t.db().pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!(delivered.is_some(), "both parts in one batch");
+    }
 
     #[tokio::test]
     async fn a_redelivered_mo_is_stored_once_but_a_later_repeat_is_new() {

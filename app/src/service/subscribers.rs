@@ -111,6 +111,32 @@ pub(crate) async fn require_active(conn: &mut AnyConnection, msisdn: &Msisdn) ->
     }
 }
 
+/// The numbers this process has seen to be subscribers: every SMS command asks first, and
+/// numbers are never deleted, so only a "yes" is remembered (a stranger is asked again).
+/// Bounded: when full it starts over.
+#[derive(Default)]
+pub struct KnownSubscribers(std::sync::Mutex<std::collections::HashSet<u64>>);
+
+impl KnownSubscribers {
+    const MOST: usize = 200_000;
+
+    fn key(m: &Msisdn) -> u64 {
+        m.as_str().parse().unwrap_or(0)
+    }
+
+    fn contains(&self, m: &Msisdn) -> bool {
+        self.0.lock().unwrap().contains(&Self::key(m))
+    }
+
+    fn insert(&self, m: &Msisdn) {
+        let mut set = self.0.lock().unwrap();
+        if set.len() >= Self::MOST {
+            set.clear();
+        }
+        set.insert(Self::key(m));
+    }
+}
+
 impl Hall {
     /// Registers a subscriber with an empty balance. The opening month's plan fee is waived,
     /// as operators do; fees start with the next month.
@@ -153,11 +179,18 @@ impl Hall {
     }
 
     pub async fn is_subscriber(&self, msisdn: &Msisdn) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM subscribers WHERE msisdn = $1")
+        if self.known_subscribers().contains(msisdn) {
+            return Ok(true);
+        }
+        let known = sqlx::query("SELECT 1 FROM subscribers WHERE msisdn = $1")
             .bind(msisdn.as_str())
             .fetch_optional(self.db().pool())
             .await?
-            .is_some())
+            .is_some();
+        if known {
+            self.known_subscribers().insert(msisdn);
+        }
+        Ok(known)
     }
 
     pub async fn profile(&self, msisdn: &Msisdn) -> Result<Profile> {

@@ -10,13 +10,12 @@ use super::replies::{
 };
 
 pub(super) async fn balance(hall: &Hall, m: &Msisdn) -> Result<String> {
-    let balance = hall.balance(m).await?;
-    let profile = hall.profile(m).await?;
+    let (balance, status) = hall.balance_and_status(m).await?;
     let total = balance.total();
     Ok(render(&BalanceReply {
         total: total.yuan_text(),
         gift: (balance.gift != Fen::ZERO).then(|| balance.gift.yuan_text()),
-        status: profile.status.zh(),
+        status: status.zh(),
         in_debt: total.is_negative(),
     }))
 }

@@ -9,7 +9,8 @@
 //! number go one after the other, so a handset gets its replies in order.
 //!
 //! Throughput (issue 4): the sends of a batch that the SMSC accepted are recorded together,
-//! in one transaction once the batch's submits are done (failures, rare, one by one).
+//! in one transaction once the batch's submits are done (failures, rare, one by one), by a
+//! recorder task while the next batch is claimed and sent.
 //!
 //! Nothing is claimed while the link is down, so an outage does not burn attempts. If this
 //! process dies with messages claimed, the hall hands them to another sender when the claim
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use app::service::sms::OutboundSms;
 use app::Hall;
 use futures::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{masked, Counters, RuntimeOptions};
@@ -54,8 +55,38 @@ pub(crate) fn by_number(batch: Vec<OutboundSms>) -> Vec<Vec<OutboundSms>> {
     groups
 }
 
+/// Records the messages the SMSC accepted, a batch at a time, each in one transaction.
+async fn record_sent(
+    hall: Hall,
+    mut batches: mpsc::Receiver<Vec<(i64, Vec<String>)>>,
+    counters: Arc<Counters>,
+) {
+    while let Some(accepted) = batches.recv().await {
+        match hall.outbox_sent_batch(&accepted).await {
+            // Counted once recorded, so whoever reads the counters finds the outbox agreeing.
+            Ok(()) => {
+                for _ in &accepted {
+                    Counters::bump(&counters.mt_sent);
+                }
+            }
+            Err(e) => {
+                // Left claimed: the hall hands them out again when the claim expires, so
+                // messages the SMSC accepted may go twice — better than ones never sent.
+                tracing::error!(count = accepted.len(), error = %e.operator_detail(),
+                    "cannot record the sending of accepted MT");
+            }
+        }
+    }
+}
+
 impl Drainer {
     pub(crate) async fn run(self) {
+        let (to_record, accepted) = mpsc::channel(2);
+        let recorder = tokio::spawn(record_sent(
+            self.hall.clone(),
+            accepted,
+            self.counters.clone(),
+        ));
         let mut bound = self.esme.bound_watch();
         // Set once stopping: what is due (the worker's last replies among it) is still sent
         // while the link is up, until nothing is left or this deadline passes.
@@ -126,30 +157,17 @@ impl Drainer {
                 }
             }
             let accepted = std::mem::take(&mut *accepted.lock().unwrap());
-            self.record_sent(accepted).await;
+            // Recorded by the recorder while the next batch is claimed and sent.
+            if !accepted.is_empty() && to_record.send(accepted).await.is_err() {
+                tracing::error!("the MT recorder stopped; accepted MT will be sent again when their claim expires");
+            }
             if give_up {
                 break;
             }
         }
+        drop(to_record);
+        let _ = recorder.await;
         tracing::debug!("outbox drainer stopped");
-    }
-
-    /// Records the messages the SMSC accepted, in one transaction.
-    async fn record_sent(&self, accepted: Vec<(i64, Vec<String>)>) {
-        match self.hall.outbox_sent_batch(&accepted).await {
-            // Counted once recorded, so whoever reads the counters finds the outbox agreeing.
-            Ok(()) => {
-                for _ in &accepted {
-                    Counters::bump(&self.counters.mt_sent);
-                }
-            }
-            Err(e) => {
-                // Left claimed: the hall hands them out again when the claim expires, so messages
-                // the SMSC accepted may go twice — better than ones never sent.
-                tracing::error!(count = accepted.len(), error = %e.operator_detail(),
-                "cannot record the sending of accepted MT");
-            }
-        }
     }
 
     /// Sends one message. Accepted: returns it with its message ids, to be recorded with the

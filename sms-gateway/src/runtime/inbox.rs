@@ -15,8 +15,12 @@
 //! acknowledged only after the transaction holding it has committed; if it fails, every MO of
 //! that batch is answered ESME_RX_T_APPN.
 //!
-//! Delivery receipts are recorded against the outbox message they report on (waiting a little
-//! for a receipt that overtakes the record of its message's sending).
+//! Delivery receipts are recorded the same way, by one task in batches, against the outbox
+//! message they report on. A receipt can overtake the record of its own message's sending
+//! (the SMSC answers a submit_sm and reports its delivery at once, while the drainer records
+//! the message ids when the batch is accepted), so a receipt whose message id is unknown is
+//! looked up again, in the next batches, for `receipt_wait`; its deliver_sm is answered when it
+//! is recorded or given up.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +40,25 @@ type Pending = (
     oneshot::Sender<std::result::Result<Option<i64>, String>>,
 );
 
+/// Most receipts recorded in one transaction.
+pub const RECEIPT_BATCH: usize = 512;
+
+/// A receipt waiting to be recorded: `(message id, stat)`, when to give up looking for its
+/// message, and where the verdict goes.
+struct PendingReceipt {
+    receipt: (String, String),
+    give_up_at: tokio::time::Instant,
+    /// Not looked up again before this.
+    next_try: tokio::time::Instant,
+    verdict: oneshot::Sender<MoVerdict>,
+}
+
 /// The SMPP link's [`MoHandler`]: stores MO in the hall's inbox, records receipts.
 pub struct Inbox {
-    hall: Hall,
     /// To the storing task (see the module doc).
     to_store: mpsc::Sender<Pending>,
+    /// To the receipt task.
+    to_record: mpsc::Sender<PendingReceipt>,
     counters: Arc<Counters>,
     /// How long a receipt for a message id not (yet) recorded keeps being looked up.
     receipt_wait: Duration,
@@ -58,11 +76,78 @@ impl Inbox {
         let (to_store, rx) = mpsc::channel(MO_BATCH * 8);
         // Ends when the inbox (the only sender) is dropped.
         tokio::spawn(store_batches(hall.clone(), rx, mo_arrived));
+        let (to_record, receipts) = mpsc::channel(RECEIPT_BATCH * 8);
+        tokio::spawn(record_receipts(hall, receipts, counters.clone()));
         Inbox {
-            hall,
             to_store,
+            to_record,
             counters,
             receipt_wait,
+        }
+    }
+}
+
+/// The receipt task: records what has queued up in one transaction; receipts whose message
+/// id is unknown go round again a little later until they match or their time is up.
+async fn record_receipts(
+    hall: Hall,
+    mut rx: mpsc::Receiver<PendingReceipt>,
+    counters: Arc<Counters>,
+) {
+    const AGAIN: Duration = Duration::from_millis(25);
+    let mut batch: Vec<PendingReceipt> = Vec::with_capacity(RECEIPT_BATCH);
+    let mut later: Vec<PendingReceipt> = Vec::new();
+    let mut open = true;
+    loop {
+        if later.is_empty() {
+            if !open || rx.recv_many(&mut batch, RECEIPT_BATCH).await == 0 {
+                return;
+            }
+        } else if open {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, RECEIPT_BATCH) => open = n > 0,
+                _ = tokio::time::sleep(AGAIN) => {}
+            }
+        } else {
+            tokio::time::sleep(AGAIN).await;
+        }
+        // `later` is in the order receipts were put off, so the due ones come first.
+        let now = tokio::time::Instant::now();
+        let due = later.iter().take_while(|p| p.next_try <= now).count();
+        let room = RECEIPT_BATCH.saturating_sub(batch.len()).min(due);
+        batch.extend(later.drain(..room));
+        if batch.is_empty() {
+            continue;
+        }
+        let receipts: Vec<(String, String)> = batch.iter().map(|p| p.receipt.clone()).collect();
+        match hall.outbox_receipt_batch(&receipts).await {
+            Ok(matched) => {
+                let now = tokio::time::Instant::now();
+                for (p, matched) in batch.drain(..).zip(matched) {
+                    if matched {
+                        Counters::bump(&counters.receipts_matched);
+                        let _ = p.verdict.send(MoVerdict::Accept);
+                    } else if now < p.give_up_at {
+                        later.push(PendingReceipt {
+                            next_try: now + AGAIN,
+                            ..p
+                        });
+                    } else {
+                        // Another system's message, or one whose sending was never recorded.
+                        Counters::bump(&counters.receipts_unmatched);
+                        tracing::info!(message_id = %p.receipt.0, stat = %p.receipt.1,
+                            "delivery receipt for a message id the outbox does not know");
+                        let _ = p.verdict.send(MoVerdict::Accept);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(count = batch.len(), error = %e.operator_detail(),
+                    "cannot record delivery receipts; asking for redelivery");
+                for p in batch.drain(..) {
+                    let _ = p.verdict.send(MoVerdict::TemporaryFailure);
+                }
+            }
         }
     }
 }
@@ -139,39 +224,17 @@ impl MoHandler for Inbox {
             tracing::debug!(stat = %receipt.stat, "delivery receipt without a message id");
             return MoVerdict::Accept;
         }
-        // A receipt can overtake its own bookkeeping: the SMSC answers each part's submit_sm
-        // and may report its delivery at once, while the hall records the message ids only
-        // when every part is accepted. So an unknown id is looked up again for a while
-        // (this runs in its own task; only this receipt's answer waits).
-        let deadline = tokio::time::Instant::now() + self.receipt_wait;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            match self
-                .hall
-                .outbox_receipt(&receipt.message_id, &receipt.stat)
-                .await
-            {
-                Ok(true) => {
-                    Counters::bump(&self.counters.receipts_matched);
-                    return MoVerdict::Accept;
-                }
-                Ok(false) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
-                Ok(false) => {
-                    // Another system's message, or one whose sending was never recorded.
-                    Counters::bump(&self.counters.receipts_unmatched);
-                    tracing::info!(message_id = %receipt.message_id, stat = %receipt.stat,
-                        "delivery receipt for a message id the outbox does not know");
-                    return MoVerdict::Accept;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e.operator_detail(), "cannot record a delivery receipt; asking for redelivery");
-                    return MoVerdict::TemporaryFailure;
-                }
-            }
+        let (verdict, answer) = oneshot::channel();
+        let pending = PendingReceipt {
+            receipt: (receipt.message_id, receipt.stat),
+            give_up_at: tokio::time::Instant::now() + self.receipt_wait,
+            next_try: tokio::time::Instant::now(),
+            verdict,
+        };
+        if self.to_record.send(pending).await.is_err() {
+            return MoVerdict::TemporaryFailure;
         }
+        answer.await.unwrap_or(MoVerdict::TemporaryFailure)
     }
 }
 

@@ -5,7 +5,7 @@
 //! Throughput (issue 4): a batch's senders are handled concurrently (at most
 //! [`HANDLER_CONCURRENCY`] at once), each sender's MO one after the other in the order they
 //! arrived — `KTEDU10` then `是` must run in that order — and the whole batch is completed in
-//! one transaction.
+//! one transaction — by a completer task, batch after batch, while the next batch is handled.
 //!
 //! A handler that panics or runs past [`RuntimeOptions::handler_timeout`] does not stop the
 //! loop: the MO is left claimed, and the hall hands it out again when the claim expires. After
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use app::service::sms::InboxMo;
 use app::Hall;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions};
@@ -39,6 +39,45 @@ pub(crate) struct Worker {
     pub stop: CancellationToken,
 }
 
+/// A handled batch: `(inbox id, reply)` in arrival order, and when each was received.
+type Completion = (
+    Vec<(i64, Option<String>)>,
+    Vec<chrono::DateTime<chrono::Utc>>,
+);
+
+/// Marks handled batches done and queues their replies, one batch after the other.
+async fn complete(
+    hall: Hall,
+    mut completions: mpsc::Receiver<Completion>,
+    counters: Arc<Counters>,
+    outbox_ready: Arc<Notify>,
+) {
+    while let Some((done, received)) = completions.recv().await {
+        match hall.complete_mo_batch(&done).await {
+            Ok(()) => {
+                // Stored → answered (reply queued), the part of a reply's latency that is ours.
+                let now = chrono::Utc::now();
+                for at in &received {
+                    let secs = (now - *at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+                    metrics::histogram!("openhall_mo_reply_seconds").record(secs);
+                }
+                for (_, reply) in &done {
+                    Counters::bump(&counters.mo_handled);
+                    if reply.is_some() {
+                        Counters::bump(&counters.replies_queued);
+                    }
+                }
+                // The handlers may also have queued other messages (a subscription notice).
+                outbox_ready.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(count = done.len(), error = %e.operator_detail(),
+                    "cannot complete a batch of MO; they will be handled again when their claim expires");
+            }
+        }
+    }
+}
+
 enum Outcome {
     Reply(Option<String>),
     /// Panicked or timed out: leave the MO claimed for a later try.
@@ -47,6 +86,13 @@ enum Outcome {
 
 impl Worker {
     pub(crate) async fn run(self) {
+        let (to_complete, completions) = mpsc::channel(2);
+        let completer = tokio::spawn(complete(
+            self.hall.clone(),
+            completions,
+            self.counters.clone(),
+            self.outbox_ready.clone(),
+        ));
         let mut failures: HashMap<i64, u32> = HashMap::new();
         // Set once stopping: MO already stored (and so acknowledged) are still handled, until
         // none is left or this deadline passes; the rest wait for the next gateway.
@@ -70,7 +116,7 @@ impl Worker {
             let full = batch.len() as i64 >= self.options.mo_batch;
             // A claimed batch is finished even when stopping: each MO is quick, and leaving
             // them claimed would delay their answers by the claim timeout.
-            self.handle_batch(batch, &mut failures).await;
+            self.handle_batch(batch, &mut failures, &to_complete).await;
             if full {
                 continue;
             }
@@ -83,12 +129,19 @@ impl Worker {
                 _ = tokio::time::sleep(self.options.poll) => {}
             }
         }
+        drop(to_complete);
+        let _ = completer.await;
         tracing::debug!("MO worker stopped");
     }
 
     /// Runs the handler over a claimed batch (senders concurrently, each sender in order),
     /// then completes every MO that got an answer in one call.
-    async fn handle_batch(&self, batch: Vec<InboxMo>, failures: &mut HashMap<i64, u32>) {
+    async fn handle_batch(
+        &self,
+        batch: Vec<InboxMo>,
+        failures: &mut HashMap<i64, u32>,
+        to_complete: &mpsc::Sender<Completion>,
+    ) {
         if batch.is_empty() {
             return;
         }
@@ -119,10 +172,14 @@ impl Worker {
             .flatten()
             .collect();
         let mut done: Vec<(i64, Option<String>)> = Vec::with_capacity(outcomes.len());
+        let mut received: Vec<chrono::DateTime<chrono::Utc>> = Vec::with_capacity(outcomes.len());
         for (mo, outcome) in outcomes {
             let id = mo.id;
             match outcome {
-                Outcome::Reply(r) => done.push((id, r)),
+                Outcome::Reply(r) => {
+                    received.push(mo.received_at);
+                    done.push((id, r));
+                }
                 Outcome::Failed => {
                     Counters::bump(&self.counters.handler_failures);
                     if failures.len() >= FAILURE_MEMORY {
@@ -146,26 +203,18 @@ impl Worker {
         }
         // In arrival order, so each sender's replies are queued (and sent) in order.
         done.sort_by_key(|(id, _)| *id);
-        match self.hall.complete_mo_batch(&done).await {
-            Ok(()) => {
-                for (id, reply) in &done {
-                    failures.remove(id);
-                    Counters::bump(&self.counters.mo_handled);
-                    if reply.is_some() {
-                        Counters::bump(&self.counters.replies_queued);
-                    }
-                }
-                // The handlers may also have queued other messages (a subscription notice).
-                self.outbox_ready.notify_one();
-            }
-            Err(e) => {
-                tracing::warn!(count = done.len(), error = %e.operator_detail(),
-                    "cannot complete a batch of MO; they will be handled again when their claim expires");
-            }
+        for (id, _) in &done {
+            failures.remove(id);
+        }
+        // Completed by the completer while this loop handles the next batch; one batch after
+        // the other, so replies keep their order across batches too.
+        if to_complete.send((done, received)).await.is_err() {
+            tracing::error!(
+                "the MO completer stopped; the batch will be handled again when its claim expires"
+            );
         }
     }
 
-    /// What one MO gets: the handler's answer for a command, nothing for an MO that is not.
     async fn outcome(&self, mo: &InboxMo) -> Outcome {
         if is_for_short_code(&mo.destination, &self.options.short_code) {
             self.run_handler(mo).await

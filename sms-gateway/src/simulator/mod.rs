@@ -89,6 +89,12 @@ pub struct SmscConfig {
     /// A fault: on receiving the n-th submit_sm (1-based, over the simulator's life), close
     /// the connection without answering it.
     pub drop_on_submit: Option<u64>,
+    /// With several ESMEs bound, deliver MO to each in turn (as an SMSC spreads traffic over
+    /// its binds) instead of to the most recently bound one.
+    pub spread_mo: bool,
+    /// How many complete MT [`SmscHandle::next_mt`] keeps unread before dropping the oldest
+    /// (a load generator reading 20,000 a second wants more than the demo's default).
+    pub unread_capacity: usize,
 }
 
 impl SmscConfig {
@@ -103,6 +109,8 @@ impl SmscConfig {
             response_timeout: Duration::from_secs(5),
             answer_enquire_link: true,
             drop_on_submit: None,
+            spread_mo: false,
+            unread_capacity: HISTORY,
         }
     }
 }
@@ -157,6 +165,7 @@ struct Counters {
     throttled: AtomicU64,
     next_message_id: AtomicU64,
     next_session: AtomicU64,
+    next_mo_session: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -382,16 +391,29 @@ impl SmscHandle {
         self.drop_connection();
     }
 
-    /// The most recently bound session.
+    /// How many ESMEs are bound right now.
+    pub fn bound_sessions(&self) -> usize {
+        let sessions = self.shared.sessions.lock().unwrap();
+        sessions.iter().filter(|s| s.is_bound()).count()
+    }
+
+    /// The session an MO goes to: the most recently bound one, or each bound one in turn
+    /// with [`SmscConfig::spread_mo`].
     fn bound_session(&self) -> Option<SessionCtl> {
-        self.shared
-            .sessions
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|s| s.is_bound())
-            .cloned()
+        let sessions = self.shared.sessions.lock().unwrap();
+        if self.shared.config.spread_mo {
+            let bound: Vec<&SessionCtl> = sessions.iter().filter(|s| s.is_bound()).collect();
+            if bound.is_empty() {
+                return None;
+            }
+            let turn = self
+                .shared
+                .counters
+                .next_mo_session
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(bound[(turn % bound.len() as u64) as usize].clone());
+        }
+        sessions.iter().rev().find(|s| s.is_bound()).cloned()
     }
 }
 
@@ -425,7 +447,7 @@ impl Shared {
         {
             let mut unread = self.unread.lock().unwrap();
             unread.push_back(message.clone());
-            while unread.len() > HISTORY {
+            while unread.len() > self.config.unread_capacity {
                 unread.pop_front();
             }
         }
