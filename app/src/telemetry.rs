@@ -54,6 +54,19 @@ pub fn init_logging_as(format: LogFormat) -> bool {
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The body of `/metrics` for either binary: what is shared by both (`openhall_up`, the outbox
+/// depth read now) recorded, then everything rendered.
+pub async fn render_metrics(hall: &crate::Hall) -> String {
+    ::metrics::gauge!("openhall_up").set(1.0);
+    match hall.outbox_depth().await {
+        Ok(depth) => ::metrics::gauge!("openhall_outbox_depth").set(depth as f64),
+        Err(e) => {
+            tracing::warn!(error = %e.operator_detail(), "metrics: cannot read the outbox depth")
+        }
+    }
+    metrics().render()
+}
+
 /// The process's Prometheus recorder, installed as the global `metrics` recorder on first use;
 /// call it early in `main` so that every metric lands in it. Its `render()` is the body of
 /// `/metrics`. Should another global recorder already be installed (never in the binaries),

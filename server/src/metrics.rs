@@ -72,16 +72,9 @@ pub fn method_label(m: &Method) -> &'static str {
 
 /// `GET /metrics`: the process's metrics in the Prometheus text format.
 pub async fn scrape(State(hall): State<Hall>) -> Response {
-    metrics::gauge!("openhall_up").set(1.0);
-    match hall.outbox_depth().await {
-        Ok(depth) => metrics::gauge!("openhall_outbox_depth").set(depth as f64),
-        Err(e) => {
-            tracing::warn!(error = %e.operator_detail(), "metrics: cannot read the outbox depth")
-        }
-    }
     (
         [(header::CONTENT_TYPE, app::telemetry::METRICS_CONTENT_TYPE)],
-        app::telemetry::metrics().render(),
+        app::telemetry::render_metrics(&hall).await,
     )
         .into_response()
 }

@@ -93,15 +93,9 @@ async fn readyz(State(o): State<Observed>) -> (StatusCode, &'static str) {
 
 async fn scrape(State(o): State<Observed>) -> Response {
     record_stats(&o.gateway.stats());
-    match o.hall.outbox_depth().await {
-        Ok(depth) => metrics::gauge!("openhall_outbox_depth").set(depth as f64),
-        Err(e) => {
-            tracing::warn!(error = %e.operator_detail(), "metrics: cannot read the outbox depth")
-        }
-    }
     (
         [(header::CONTENT_TYPE, app::telemetry::METRICS_CONTENT_TYPE)],
-        app::telemetry::metrics().render(),
+        app::telemetry::render_metrics(&o.hall).await,
     )
         .into_response()
 }

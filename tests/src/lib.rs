@@ -1,7 +1,8 @@
 //! Support for the end-to-end suites in `tests/`: finding the real binaries and talking to them.
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The path of a workspace binary (`server`, `sms-gateway`) in the running test's profile.
 /// `bin/test` builds them before the tests and says so with `OPENHALL_BINARIES_BUILT=1`;
@@ -118,4 +119,39 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Child processes a test started; killed when the test ends, however it ends.
+pub struct Processes(pub Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts a workspace binary with the test's environment, less `unset`, plus `env`; its
+/// output is discarded.
+pub fn start(name: &str, env: &[(&str, String)], unset: &[&str]) -> Child {
+    let mut cmd = Command::new(binary(name));
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    for k in unset {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+/// Waits up to a minute for `ok`, checking every 100 ms; panics naming `what` if it never holds.
+pub async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,41 +1,8 @@
 //! The whole product as a visitor tries it: `server` (web hall, built-in SMSC simulator, demo
 //! data) and `sms-gateway` started as real processes; texts go in through `/phone`, over real
 //! SMPP to the gateway, and the answers come back the same way.
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use openhall_tests::{binary, free_port, http_get, http_post_form};
-
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start(name: &str, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(binary(name));
-    cmd.env_remove("REDIS_URL")
-        .env_remove("OPENHALL_SMSC")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
-}
-
-async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use openhall_tests::{free_port, http_get, http_post_form, start, wait_for, Processes};
 
 /// Texts `text` from `number` through the handset page and waits for a reply containing `expect`.
 async fn text_10086(port: u16, number: &str, text: &str, expect: &str) -> String {
@@ -81,9 +48,11 @@ async fn a_visitor_texts_10086_through_the_real_gateway() {
         ("OPENHALL_SIM_ADDR", format!("127.0.0.1:{sim}")),
         ("OPENHALL_DEMO", "1".to_string()),
     ];
-    let mut procs = Processes(vec![start("server", &env)]);
+    let mut procs = Processes(vec![start("server", &env, &["REDIS_URL", "OPENHALL_SMSC"])]);
     wait_for("the web hall", || http_get(http, "/healthz").is_ok()).await;
-    procs.0.push(start("sms-gateway", &env));
+    procs
+        .0
+        .push(start("sms-gateway", &env, &["REDIS_URL", "OPENHALL_SMSC"]));
     wait_for("the gateway to bind", || {
         thread(http, "13800138000").contains("class=\"link up\"")
     })

@@ -7,40 +7,11 @@
 //!   redelivers to the *other* gateway is not answered twice.
 //! - With Redis: a sign-in code requested through one web server signs in on the other, and
 //!   the session is then valid on both.
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use openhall_tests::{binary, free_port, http_get};
+use openhall_tests::{free_port, http_get, start, wait_for, Processes};
 use sms_gateway::load::{self, LoadPlan};
 use sms_gateway::simulator::{Smsc, SmscConfig, SmscHandle};
-
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start(name: &str, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(binary(name));
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
-}
-
-async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The complete MT messages to `number` that arrive within `within`.
 async fn messages_to(sim: &SmscHandle, number: &str, within: Duration) -> Vec<String> {
@@ -99,10 +70,10 @@ async fn two_web_servers_and_two_gateways_behave_as_one() {
     for port in &web {
         let mut e = env.clone();
         e.push(("OPENHALL_HTTP_ADDR", format!("127.0.0.1:{port}")));
-        procs.0.push(start("server", &e));
+        procs.0.push(start("server", &e, &[]));
     }
     for _ in 0..2 {
-        procs.0.push(start("sms-gateway", &env));
+        procs.0.push(start("sms-gateway", &env, &[]));
     }
     for port in &web {
         wait_for("a web server", || http_get(*port, "/healthz").is_ok()).await;
