@@ -45,6 +45,49 @@ pub enum Access {
     SignedIn(Msisdn),
 }
 
+/// What a console keeps in its session under its own key (the hall's `WebState`, the staff
+/// console's `StaffState`): read with a CSRF token made on first use; `true` when that token
+/// is new, so the caller saves.
+pub(crate) async fn read_state<T>(session: &Session, key: &str) -> Result<(T, bool), Error>
+where
+    T: serde::de::DeserializeOwned + Default + HasCsrf,
+{
+    let mut state: T = session
+        .get(key)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+        .unwrap_or_default();
+    let csrf = state.csrf_mut();
+    let fresh = csrf.is_empty();
+    if fresh {
+        *csrf = new_token();
+    }
+    Ok((state, fresh))
+}
+
+/// Stores a console's state under its key.
+pub(crate) async fn write_state<T: Serialize>(
+    session: &Session,
+    key: &str,
+    state: &T,
+) -> Result<(), Error> {
+    session
+        .insert(key, state)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))
+}
+
+/// A session state with a CSRF token of its own.
+pub(crate) trait HasCsrf {
+    fn csrf_mut(&mut self) -> &mut String;
+}
+
+impl HasCsrf for WebState {
+    fn csrf_mut(&mut self) -> &mut String {
+        &mut self.csrf
+    }
+}
+
 pub fn new_token() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 24];
@@ -68,17 +111,8 @@ impl Web {
     /// Loads the state, ends it when idle too long or when its epoch is stale, and marks the
     /// browser as seen now. Saves what changed.
     pub async fn load(hall: Hall, session: Session, lang: Lang) -> Result<Web, Error> {
-        let mut state: WebState = session
-            .get(KEY)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .unwrap_or_default();
+        let (mut state, mut changed) = read_state::<WebState>(&session, KEY).await?;
         let now = hall.now().timestamp_millis();
-        let mut changed = false;
-        if state.csrf.is_empty() {
-            state.csrf = new_token();
-            changed = true;
-        }
         let mut acting = None;
         if let Some(id) = state.impersonation {
             match hall.check_impersonation(id).await {
@@ -127,10 +161,7 @@ impl Web {
     }
 
     pub async fn save(&self) -> Result<(), Error> {
-        self.session
-            .insert(KEY, &self.state)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
+        write_state(&self.session, KEY, &self.state).await
     }
 
     pub fn now_ms(&self) -> i64 {

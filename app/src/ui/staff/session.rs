@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::hall::Hall;
 use crate::service::staff::{Role, StaffMember};
 use crate::ui::i18n::Lang;
-use crate::ui::session::new_token;
+use crate::ui::session::{new_token, read_state, write_state, HasCsrf};
 
 pub const STAFF_IDLE_MS: i64 = 15 * 60 * 1000;
 const KEY: &str = "staff";
@@ -30,6 +30,12 @@ pub struct StaffState {
     pub new_secret: Option<(String, String)>,
 }
 
+impl HasCsrf for StaffState {
+    fn csrf_mut(&mut self) -> &mut String {
+        &mut self.csrf
+    }
+}
+
 pub struct StaffWeb {
     pub hall: Hall,
     pub session: Session,
@@ -40,17 +46,8 @@ pub struct StaffWeb {
 
 impl StaffWeb {
     pub async fn load(hall: Hall, session: Session, lang: Lang) -> Result<StaffWeb, Error> {
-        let mut state: StaffState = session
-            .get(KEY)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))?
-            .unwrap_or_default();
+        let (mut state, mut changed) = read_state::<StaffState>(&session, KEY).await?;
         let now = hall.now().timestamp_millis();
-        let mut changed = false;
-        if state.csrf.is_empty() {
-            state.csrf = new_token();
-            changed = true;
-        }
         let mut member = None;
         if let Some(id) = state.staff_id {
             let idle = now - state.last_seen_ms >= STAFF_IDLE_MS;
@@ -84,10 +81,7 @@ impl StaffWeb {
     }
 
     pub async fn save(&self) -> Result<(), Error> {
-        self.session
-            .insert(KEY, &self.state)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
+        write_state(&self.session, KEY, &self.state).await
     }
 
     pub fn role(&self) -> Option<Role> {
