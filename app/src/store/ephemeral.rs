@@ -219,45 +219,92 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().max(1) as u64
 }
 
+/// Whether a Redis error is the connection's (Redis restarting, a fail-over), not the command's.
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+impl RedisStore {
+    /// Runs `op` on a connection; when the connection fails, tries again for about three
+    /// seconds while the manager reconnects, so a Redis restart costs a pause rather than an
+    /// error for every web page and SMS command of that moment. A command whose answer was lost
+    /// may run twice: harmless for these operations (at worst one hit counts twice against a
+    /// limit, or a code taken is reported missing).
+    async fn patiently<T, F, Fut>(&self, mut op: F) -> redis::RedisResult<T>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..5 {
+            match op(self.conn.clone()).await {
+                Err(e) if transient(&e) => {
+                    tracing::debug!(error = %e, "Redis connection failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                done => return done,
+            }
+        }
+        op(self.conn.clone()).await
+    }
+}
+
 #[async_trait]
 impl Ephemeral for RedisStore {
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
-        let mut c = self.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.k(key))
-            .arg(value)
-            .arg("PX")
-            .arg(ms(ttl))
-            .query_async(&mut c)
-            .await?;
+        let key = self.k(key);
+        self.patiently(|mut c| {
+            let cmd = redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms(ttl))
+                .clone();
+            async move { cmd.query_async::<()>(&mut c).await }
+        })
+        .await?;
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>> {
-        let mut c = self.conn.clone();
-        Ok(c.get(self.k(key)).await?)
+        let key = self.k(key);
+        Ok(self
+            .patiently(|mut c| {
+                let key = key.clone();
+                async move { c.get(key).await }
+            })
+            .await?)
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>> {
-        let mut c = self.conn.clone();
-        Ok(redis::cmd("GETDEL")
-            .arg(self.k(key))
-            .query_async(&mut c)
+        let key = self.k(key);
+        Ok(self
+            .patiently(|mut c| {
+                let cmd = redis::cmd("GETDEL").arg(&key).clone();
+                async move { cmd.query_async(&mut c).await }
+            })
             .await?)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let mut c = self.conn.clone();
-        let _: i64 = c.del(self.k(key)).await?;
+        let key = self.k(key);
+        self.patiently(|mut c| {
+            let key = key.clone();
+            async move { c.del::<_, i64>(key).await }
+        })
+        .await?;
         Ok(())
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<i64> {
-        let mut c = self.conn.clone();
-        Ok(redis::Script::new(INCR_TTL)
-            .key(self.k(key))
-            .arg(ms(ttl))
-            .invoke_async(&mut c)
+        let key = self.k(key);
+        let script = redis::Script::new(INCR_TTL);
+        Ok(self
+            .patiently(|mut c| {
+                let (script, key) = (&script, &key);
+                async move { script.key(key).arg(ms(ttl)).invoke_async(&mut c).await }
+            })
             .await?)
     }
 
@@ -267,16 +314,23 @@ impl Ephemeral for RedisStore {
         now_ms: i64,
         windows: &[(i64, i64)],
     ) -> Result<RateDecision> {
-        let mut c = self.conn.clone();
+        let key = self.k(key);
         let longest = windows.iter().map(|w| w.0).max().unwrap_or(1);
         let member = format!("{now_ms}-{}", uuid::Uuid::new_v4().simple());
         let script = redis::Script::new(RATE_HIT);
-        let mut inv = script.key(self.k(key));
-        inv.arg(now_ms).arg(member).arg(longest);
-        for (w, l) in windows {
-            inv.arg(*w).arg(*l);
-        }
-        let retry: i64 = inv.invoke_async(&mut c).await?;
+        let retry: i64 = self
+            .patiently(|mut c| {
+                let (script, key, member) = (&script, &key, &member);
+                async move {
+                    let mut inv = script.key(key);
+                    inv.arg(now_ms).arg(member).arg(longest);
+                    for (w, l) in windows {
+                        inv.arg(*w).arg(*l);
+                    }
+                    inv.invoke_async(&mut c).await
+                }
+            })
+            .await?;
         Ok(if retry > 0 {
             RateDecision::Limited {
                 retry_after_ms: retry,

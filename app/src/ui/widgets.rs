@@ -42,6 +42,23 @@ pub fn use_session() -> SessionResource {
 }
 
 /// The hidden CSRF field every state-changing form carries.
+/// The fields of a service-password change (current, new, new again): the same on /account
+/// and on /password; the service checks them (`Hall::change_password_as`).
+#[component]
+pub fn PasswordChangeFields() -> impl IntoView {
+    view! {
+        <label>{tr("当前密码", "Current password")}
+            <input type="password" name="current" inputmode="numeric" maxlength="6" autocomplete="current-password" required />
+        </label>
+        <label>{tr("新密码", "New password")}
+            <input type="password" name="new" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
+        </label>
+        <label>{tr("再次输入新密码", "New password again")}
+            <input type="password" name="repeat" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
+        </label>
+    }
+}
+
 #[component]
 pub fn CsrfField() -> impl IntoView {
     let session = use_session();

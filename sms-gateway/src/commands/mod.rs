@@ -42,7 +42,7 @@ pub async fn handle_mo(hall: &app::Hall, source: &str, text: &str) -> Option<Str
     // The reply to a change is its confirmation: the service queues no second SMS.
     let hall = &hall.answering_by_sms();
     let msisdn = match Msisdn::parse(source) {
-        Ok(m) => match patiently(|| hall.is_subscriber(&m)).await {
+        Ok(m) => match hall.is_subscriber(&m).await {
             Ok(true) => m,
             // Keyed by the number as we write it, so `+86…` and `…` are one sender.
             Ok(false) => return refuse_stranger(hall, m.as_str()).await,
@@ -50,7 +50,7 @@ pub async fn handle_mo(hall: &app::Hall, source: &str, text: &str) -> Option<Str
         },
         Err(_) => return refuse_stranger(hall, source).await,
     };
-    match patiently(|| hall.command_allowance(&msisdn)).await {
+    match hall.command_allowance(&msisdn).await {
         Ok(CommandAllowance::Allowed) => {}
         Ok(CommandAllowance::TooFrequent) => {
             return Some(render(&TooFrequentReply {
@@ -62,30 +62,6 @@ pub async fn handle_mo(hall: &app::Hall, source: &str, text: &str) -> Option<Str
         Err(e) => return Some(error_text(&e)),
     }
     Some(answer(hall, &msisdn, grammar::parse(text)).await)
-}
-
-/// Runs one of the checks made before a command (who is asking, the per-number limit) and,
-/// when storage fails — Redis restarting, a database failing over — tries again for about
-/// three seconds before the subscriber is told the system is busy. Those checks change nothing
-/// a subscriber sees, so trying again is safe (at worst one command counts twice against the
-/// limit).
-async fn patiently<T, F, Fut>(mut check: F) -> app::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = app::Result<T>>,
-{
-    let mut pause = std::time::Duration::from_millis(100);
-    for _ in 0..5 {
-        match check().await {
-            Err(Error::Storage(e)) => {
-                tracing::debug!(error = %e, "a check before a command failed; trying again");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            done => return done,
-        }
-    }
-    check().await
 }
 
 /// One polite refusal for a sender that is not ours (the service remembers whom it told).

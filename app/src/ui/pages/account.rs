@@ -9,7 +9,9 @@ use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;
 #[cfg(feature = "ssr")]
 use crate::ui::server::web;
-use crate::ui::widgets::{use_refresh, ActionError, CsrfField, DoneNotice, ErrorBox, Loading};
+use crate::ui::widgets::{
+    use_refresh, ActionError, CsrfField, DoneNotice, ErrorBox, Loading, PasswordChangeFields,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccountData {
@@ -148,15 +150,7 @@ fn SecuredSettings(suspended: bool, arrears: bool) -> impl IntoView {
             <h2>{tr("修改服务密码", "Change service password")}</h2>
             <ActionForm action=password attr:id="password-form">
                 <CsrfField />
-                <label>{tr("当前密码", "Current password")}
-                    <input type="password" name="current" inputmode="numeric" maxlength="6" autocomplete="current-password" required />
-                </label>
-                <label>{tr("新密码", "New password")}
-                    <input type="password" name="new" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
-                </label>
-                <label>{tr("再次输入新密码", "New password again")}
-                    <input type="password" name="repeat" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
-                </label>
+                <PasswordChangeFields />
                 <ActionError value=password.value() />
                 <button type="submit" class="primary">{tr("确认修改", "Change password")}</button>
             </ActionForm>

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use crate::ui::i18n::tr;
 #[cfg(feature = "ssr")]
 use crate::ui::server::web;
-use crate::ui::widgets::{ActionError, CsrfField};
+use crate::ui::widgets::{ActionError, CsrfField, PasswordChangeFields};
 
 #[server(endpoint = "change_initial_password")]
 pub async fn change_initial_password(
@@ -36,15 +36,7 @@ pub fn PasswordPage() -> impl IntoView {
             )}</p>
             <ActionForm action=change attr:class="card" attr:id="initial-password-form">
                 <CsrfField />
-                <label>{tr("当前密码", "Current password")}
-                    <input type="password" name="current" inputmode="numeric" maxlength="6" autocomplete="current-password" required />
-                </label>
-                <label>{tr("新密码", "New password")}
-                    <input type="password" name="new" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
-                </label>
-                <label>{tr("再次输入新密码", "New password again")}
-                    <input type="password" name="repeat" inputmode="numeric" maxlength="6" autocomplete="new-password" required />
-                </label>
+                <PasswordChangeFields />
                 <ActionError value=change.value() />
                 <button type="submit" class="primary">{tr("确认修改", "Change password")}</button>
             </ActionForm>
