@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app::service::audit::{action, AuditRecord, Outcome};
 use app::ui::i18n::Lang;
-use app::ui::session::{Access, Web};
+use app::ui::session::{Access, RequestChecks, Web};
 use app::ui::staff::session::{StaffSession, StaffWeb};
 use app::ui::staff::STAFF_PAGES;
 use app::ui::{shell, App, CspNonce, SUBSCRIBER_PAGES};
@@ -67,6 +67,7 @@ pub fn router(hall: Hall, stores: SessionStores, secure_cookies: bool) -> Router
         .layer(middleware::from_fn(audit_acting))
         .layer(middleware::from_fn(guard_pages))
         .layer(middleware::from_fn(check_csrf))
+        .layer(middleware::from_fn(per_request_checks))
         .layer(cookie("openhall_session"))
         .layer(middleware::from_fn(stash_staff_session))
         .layer(cookie("openhall_staff"))
@@ -79,6 +80,12 @@ async fn stash_staff_session(mut req: Request, next: Next) -> Response {
     if let Some(s) = req.extensions_mut().remove::<Session>() {
         req.extensions_mut().insert(StaffSession(s));
     }
+    next.run(req).await
+}
+
+/// One [`RequestChecks`] per request, shared by the guards and the page's server functions.
+async fn per_request_checks(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(RequestChecks::default());
     next.run(req).await
 }
 
@@ -131,12 +138,16 @@ fn loader(req: &Request) -> impl std::future::Future<Output = Option<Web>> + Sen
         req.extensions().get::<Hall>().cloned(),
         req.extensions().get::<Session>().cloned(),
         lang_of(req),
+        req.extensions()
+            .get::<RequestChecks>()
+            .cloned()
+            .unwrap_or_default(),
     );
     async move {
-        let (Some(hall), Some(session), lang) = parts else {
+        let (Some(hall), Some(session), lang, checks) = parts else {
             return None;
         };
-        Web::load(hall, session, lang).await.ok()
+        Web::load(hall, session, lang, &checks).await.ok()
     }
 }
 

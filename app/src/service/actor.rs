@@ -18,6 +18,14 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// A profile as this actor may see it: masked for customer care.
+    pub(crate) fn view(self, p: Profile) -> Profile {
+        match self {
+            Actor::Subscriber => p,
+            Actor::CustomerCare { .. } => p.masked(),
+        }
+    }
+
     fn refuse_customer_care(self) -> Result<()> {
         match self {
             Actor::Subscriber => Ok(()),
@@ -29,11 +37,7 @@ impl Actor {
 impl Hall {
     /// The profile as this actor may see it: masked for customer care.
     pub async fn profile_as(&self, actor: Actor, msisdn: &Msisdn) -> Result<Profile> {
-        let p = self.profile(msisdn).await?;
-        Ok(match actor {
-            Actor::Subscriber => p,
-            Actor::CustomerCare { .. } => p.masked(),
-        })
+        Ok(actor.view(self.profile(msisdn).await?))
     }
 
     /// Changes the service password, typed twice; the subscriber's own act only.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::from_millis;
-use crate::domain::{Fen, Msisdn, Period, ProductCode};
+use crate::domain::{Fen, Msisdn, Period};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::outbox::{self, SmsKind};
@@ -226,41 +226,33 @@ fn item_from_row(r: &sqlx::any::AnyRow) -> Result<BillItem> {
     })
 }
 
-/// The base plan in force in a period. The subscriber row holds the current plan; a change
-/// applied since `period` means the plan then was that change's `from_code`; a change due by
-/// `period` but not yet applied (its month close has not run) already counts.
+/// The base plan in force in a period, as SQL (`$1` the number, `$2` the period). The
+/// subscriber row holds the current plan; a change applied since the period means the plan
+/// then was that change's `from_code`; a change due by the period but not yet applied (its
+/// month close has not run) already counts.
+const PLAN_IN: &str = "COALESCE( \
+    (SELECT from_code FROM plan_changes WHERE msisdn = $1 AND status = 'applied' \
+      AND effective_period > $2 ORDER BY effective_period, id LIMIT 1), \
+    (SELECT to_code FROM plan_changes WHERE msisdn = $1 AND status = 'pending' \
+      AND effective_period <= $2 ORDER BY effective_period DESC, id DESC LIMIT 1), \
+    (SELECT plan_code FROM subscribers WHERE msisdn = $1))";
+
+/// The base plan in force in a period (see [`PLAN_IN`]).
+#[cfg(test)]
 pub(crate) async fn plan_in(
     conn: &mut AnyConnection,
     msisdn: &Msisdn,
     period: Period,
-) -> Result<ProductCode> {
-    let p = period.to_string();
-    let later = sqlx::query(
-        "SELECT from_code FROM plan_changes WHERE msisdn = $1 AND status = 'applied' \
-         AND effective_period > $2 ORDER BY effective_period, id LIMIT 1",
-    )
-    .bind(msisdn.as_str())
-    .bind(&p)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let due = match later {
-        Some(r) => Some(r),
-        None => {
-            sqlx::query(
-                "SELECT to_code FROM plan_changes WHERE msisdn = $1 AND status = 'pending' \
-                 AND effective_period <= $2 ORDER BY effective_period DESC, id DESC LIMIT 1",
-            )
-            .bind(msisdn.as_str())
-            .bind(&p)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-    };
-    let code: String = match due {
-        Some(r) => r.try_get(0)?,
-        None => load_profile(conn, msisdn).await?.plan.as_str().to_owned(),
-    };
-    ProductCode::parse(&code).map_err(|_| Error::Storage("unreadable plan code".into()))
+) -> Result<crate::domain::ProductCode> {
+    let code: Option<String> = sqlx::query(&format!("SELECT {PLAN_IN}"))
+        .bind(msisdn.as_str())
+        .bind(period.to_string())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let code = code.ok_or(Error::UnknownSubscriber)?;
+    crate::domain::ProductCode::parse(&code)
+        .map_err(|_| Error::Storage("unreadable plan code".into()))
 }
 
 /// A month's allowances: the plan in force, every add-on live in the month, and data packs
@@ -270,45 +262,37 @@ pub(crate) async fn allowances(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Allowances> {
-    let plan = plan_in(conn, msisdn, period).await?;
-    let p = period.to_string();
-    let product_sums = |r: &sqlx::any::AnyRow| -> Result<Allowances> {
-        Ok(Allowances::from_product(
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-        ))
-    };
-    let plan_row = sqlx::query(
-        "SELECT voice_minutes, data_mb, sms_count, wlan_minutes FROM products WHERE code = $1",
-    )
-    .bind(plan.as_str())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| Error::Storage("subscriber's plan is not in the catalogue".into()))?;
-    let addons = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(p.voice_minutes), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(p.data_mb), 0) AS BIGINT), CAST(COALESCE(SUM(p.sms_count), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(p.wlan_minutes), 0) AS BIGINT) \
+    // One round trip: the plan's row (tagged, to notice a plan missing from the catalogue),
+    // every add-on live in the month, the month's redeemed data packs.
+    let rows = sqlx::query(&format!(
+        "SELECT CAST(1 AS BIGINT), voice_minutes, data_mb, sms_count, wlan_minutes FROM products \
+         WHERE code = {PLAN_IN} \
+         UNION ALL \
+         SELECT CAST(0 AS BIGINT), p.voice_minutes, p.data_mb, p.sms_count, p.wlan_minutes \
          FROM subscriptions s JOIN products p ON p.code = s.product_code \
-         WHERE s.msisdn = $1 AND s.start_period <= $2 AND (s.end_period IS NULL OR s.end_period >= $2)",
-    )
+         WHERE s.msisdn = $1 AND s.start_period <= $2 AND (s.end_period IS NULL OR s.end_period >= $2) \
+         UNION ALL \
+         SELECT CAST(0 AS BIGINT), CAST(0 AS BIGINT), w.data_mb, CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+         FROM redemptions r JOIN rewards w ON w.code = r.reward_code \
+         WHERE r.msisdn = $1 AND r.period = $2 AND w.kind = 'data_pack'"
+    ))
     .bind(msisdn.as_str())
-    .bind(&p)
-    .fetch_one(&mut *conn)
+    .bind(period.to_string())
+    .fetch_all(&mut *conn)
     .await?;
-    let rewards_mb: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(w.data_mb), 0) AS BIGINT) FROM redemptions r \
-         JOIN rewards w ON w.code = r.reward_code \
-         WHERE r.msisdn = $1 AND r.period = $2 AND w.kind = 'data_pack'",
-    )
-    .bind(msisdn.as_str())
-    .bind(&p)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
-    Ok(product_sums(&plan_row)? + product_sums(&addons)? + Allowances::data_mb(rewards_mb))
+    let mut total = Allowances::default();
+    let mut has_plan = false;
+    for r in &rows {
+        let field = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(i)?) };
+        has_plan |= field(0)? == 1;
+        total = total + Allowances::from_product(field(1)?, field(2)?, field(3)?, field(4)?);
+    }
+    if !has_plan {
+        return Err(Error::Storage(
+            "no subscriber, or its plan is not in the catalogue".into(),
+        ));
+    }
+    Ok(total)
 }
 
 /// Rates one number's month against that month's allowances.
@@ -344,6 +328,15 @@ async fn statement(
     period: Period,
 ) -> Result<MonthToDate> {
     load_profile(conn, msisdn).await?;
+    statement_of_known(conn, msisdn, period).await
+}
+
+/// [`statement`] for a number already known to be a subscriber.
+pub(crate) async fn statement_of_known(
+    conn: &mut AnyConnection,
+    msisdn: &Msisdn,
+    period: Period,
+) -> Result<MonthToDate> {
     let mut items = period_charges(conn, msisdn, period).await?;
     let rating = rate_period(conn, msisdn, period).await?;
     // Once closed, the overage is among the charges already.

@@ -174,6 +174,18 @@ fn split(before: Balance, p: &Posting<'_>) -> Result<(Fen, Fen), PostError> {
     Ok((-(from_cash + short), -from_gift))
 }
 
+pub(crate) async fn load_balance(conn: &mut AnyConnection, msisdn: &Msisdn) -> Result<Balance> {
+    let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
+        .bind(msisdn.as_str())
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::UnknownSubscriber)?;
+    Ok(Balance {
+        cash: Fen::new(row.try_get(0)?),
+        gift: Fen::new(row.try_get(1)?),
+    })
+}
+
 impl crate::hall::Hall {
     /// The balance and the number's status in one read (the balance query by SMS, the
     /// gateway's commonest command).
@@ -199,15 +211,8 @@ impl crate::hall::Hall {
     }
 
     pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
-        let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
-            .bind(msisdn.as_str())
-            .fetch_optional(self.db().pool())
-            .await?
-            .ok_or(Error::UnknownSubscriber)?;
-        Ok(Balance {
-            cash: Fen::new(row.try_get(0)?),
-            gift: Fen::new(row.try_get(1)?),
-        })
+        let mut conn = self.db().pool().acquire().await?;
+        load_balance(&mut conn, msisdn).await
     }
 
     /// An operator's correction or an opening deposit; may take the balance below zero.

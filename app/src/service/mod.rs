@@ -12,6 +12,7 @@ pub mod impersonation;
 pub mod ledger;
 pub mod month_close;
 pub mod outbox;
+pub mod overview;
 pub(crate) mod passwords;
 pub mod payment;
 pub mod points;

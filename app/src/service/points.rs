@@ -228,6 +228,26 @@ async fn live_lots(
         .collect()
 }
 
+/// The points of a number already known to be a subscriber, at `now`.
+pub(crate) async fn summary_of_known(
+    conn: &mut AnyConnection,
+    msisdn: &Msisdn,
+    now: DateTime<Utc>,
+) -> Result<PointsSummary> {
+    let lots = live_lots(conn, msisdn, now.timestamp_millis()).await?;
+    let end_of_this_year = expiry_for(shanghai_year(now) - 1);
+    let sum = |it: &mut dyn Iterator<Item = &PointsLot>| {
+        Points::new(it.map(|l| l.remaining).sum()).unwrap_or_default()
+    };
+    Ok(PointsSummary {
+        balance: sum(&mut lots.iter()),
+        expiring_this_year: sum(&mut lots
+            .iter()
+            .filter(|l| l.expires_at.timestamp_millis() == end_of_this_year)),
+        lots,
+    })
+}
+
 async fn balance_in(conn: &mut AnyConnection, msisdn: &Msisdn, now_ms: i64) -> Result<Points> {
     let n: i64 = sqlx::query(
         "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM points_lots \
@@ -299,22 +319,9 @@ fn redemption_text(reward: &Reward, cost: Points, left: Points) -> String {
 impl Hall {
     /// The points balance, what expires this year, and the lots.
     pub async fn points(&self, msisdn: &Msisdn) -> Result<PointsSummary> {
-        let now = self.now();
-        let now_ms = self.now_ms();
         let mut conn = self.db().pool().acquire().await?;
         load_profile(&mut conn, msisdn).await?;
-        let lots = live_lots(&mut conn, msisdn, now_ms).await?;
-        let end_of_this_year = expiry_for(shanghai_year(now) - 1);
-        let sum = |it: &mut dyn Iterator<Item = &PointsLot>| {
-            Points::new(it.map(|l| l.remaining).sum()).unwrap_or_default()
-        };
-        Ok(PointsSummary {
-            balance: sum(&mut lots.iter()),
-            expiring_this_year: sum(&mut lots
-                .iter()
-                .filter(|l| l.expires_at.timestamp_millis() == end_of_this_year)),
-            lots,
-        })
+        summary_of_known(&mut conn, msisdn, self.now()).await
     }
 
     /// Points earned and spent, newest first.

@@ -10,7 +10,7 @@ use crate::domain::Msisdn;
 use crate::error::Error;
 use crate::hall::Hall;
 use crate::ui::i18n::Lang;
-use crate::ui::session::{Access, Web};
+use crate::ui::session::{Access, RequestChecks, Web};
 
 /// The browser's session with the rules applied.
 pub async fn web() -> Result<Web, ServerFnError> {
@@ -21,7 +21,10 @@ pub async fn web() -> Result<Web, ServerFnError> {
         .await
         .map_err(|_| ServerFnError::new("session layer missing"))?;
     let lang = request_lang();
-    Web::load(hall, session, lang)
+    let checks = use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<RequestChecks>().cloned())
+        .unwrap_or_default();
+    Web::load(hall, session, lang, &checks)
         .await
         .map_err(|e| fail(lang, e))
 }

@@ -107,11 +107,51 @@ pub struct Web {
     pub acting: Option<Impersonation>,
 }
 
+/// What one request has already checked about its session — the epoch query and the
+/// impersonation — so that the page guard, the page and every server function the page
+/// renders check once. Put in the request's extensions by the server; the lock makes the
+/// page's concurrent loads wait for the first instead of each querying.
+#[derive(Clone, Default)]
+pub struct RequestChecks(std::sync::Arc<tokio::sync::Mutex<Option<Checked>>>);
+
+struct Checked {
+    msisdn: String,
+    epoch: i64,
+    impersonation: Option<i64>,
+    acting: Option<Impersonation>,
+    seen_ms: i64,
+}
+
 impl Web {
     /// Loads the state, ends it when idle too long or when its epoch is stale, and marks the
-    /// browser as seen now. Saves what changed.
-    pub async fn load(hall: Hall, session: Session, lang: Lang) -> Result<Web, Error> {
+    /// browser as seen now. Saves what changed. Within one request (`checks`) the database
+    /// is asked once.
+    pub async fn load(
+        hall: Hall,
+        session: Session,
+        lang: Lang,
+        checks: &RequestChecks,
+    ) -> Result<Web, Error> {
+        let mut memo = checks.0.lock().await;
         let (mut state, mut changed) = read_state::<WebState>(&session, KEY).await?;
+        if let Some(done) = memo.as_ref().filter(|c| {
+            state.msisdn.as_deref() == Some(c.msisdn.as_str())
+                && state.epoch == c.epoch
+                && state.impersonation == c.impersonation
+                && state.last_seen_ms == c.seen_ms
+        }) {
+            let web = Web {
+                acting: done.acting.clone(),
+                hall,
+                session,
+                state,
+                lang,
+            };
+            if changed {
+                web.save().await?;
+            }
+            return Ok(web);
+        }
         let now = hall.now().timestamp_millis();
         let mut acting = None;
         if let Some(id) = state.impersonation {
@@ -144,6 +184,13 @@ impl Web {
                 };
             } else {
                 state.last_seen_ms = now;
+                *memo = Some(Checked {
+                    msisdn: m,
+                    epoch: state.epoch,
+                    impersonation: state.impersonation,
+                    acting: acting.clone(),
+                    seen_ms: now,
+                });
             }
             changed = true;
         }
@@ -286,5 +333,62 @@ impl Web {
         self.state.acting_ended = false;
         self.save().await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tower_sessions::MemoryStore;
+
+    use super::*;
+    use crate::testing::TestHall;
+
+    async fn load(t: &TestHall, session: &Session, checks: &RequestChecks) -> Web {
+        Web::load(t.hall.clone(), session.clone(), Lang::Zh, checks)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_checks_its_session_once_and_the_next_request_again() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let session = Session::new(None, Arc::new(MemoryStore::default()), None);
+        let mut web = load(&t, &session, &RequestChecks::default()).await;
+        let epoch = t.session_epoch(&m).await.unwrap();
+        web.sign_in(&m, epoch, false).await.unwrap();
+
+        let request = RequestChecks::default();
+        assert_eq!(
+            load(&t, &session, &request).await.access(),
+            Access::SignedIn(m.clone())
+        );
+        // Signed out everywhere while this request is under way: the request's later loads
+        // (the page's server functions) keep what it checked…
+        t.sign_out_everywhere(&m).await.unwrap();
+        assert_eq!(
+            load(&t, &session, &request).await.access(),
+            Access::SignedIn(m.clone())
+        );
+        // …and the next request is signed out.
+        assert_eq!(
+            load(&t, &session, &RequestChecks::default()).await.access(),
+            Access::SignedOut
+        );
+        // What changes within a request is checked afresh, not taken from its memo.
+        let fresh = t.session_epoch(&m).await.unwrap();
+        let request = RequestChecks::default();
+        let mut web = load(&t, &session, &request).await;
+        web.sign_in(&m, fresh, false).await.unwrap();
+        let mut web = load(&t, &session, &request).await;
+        assert_eq!(web.access(), Access::SignedIn(m.clone()));
+        web.sign_in(&m, fresh - 1, false).await.unwrap();
+        assert_eq!(
+            load(&t, &session, &request).await.access(),
+            Access::SignedOut,
+            "a stale epoch"
+        );
     }
 }

@@ -69,11 +69,13 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let msisdn = web.subscriber()?;
     let hall = &web.hall;
     let lang = web.lang;
-    let profile = web.check(hall.profile_as(web.actor(), &msisdn).await)?;
-    let balance = web.check(hall.balance(&msisdn).await)?;
-    let mtd = web.check(hall.month_to_date(&msisdn).await)?;
-    let points = web.check(hall.points(&msisdn).await)?;
-    let plan = web.check(hall.product(&profile.plan).await)?;
+    let crate::service::overview::Overview {
+        profile,
+        balance,
+        month_to_date: mtd,
+        points,
+        plan,
+    } = web.check(hall.overview_as(web.actor(), &msisdn).await)?;
     let r = &mtd.rating;
     let mut allowances = Vec::new();
     allowances.extend(allowance(
