@@ -72,8 +72,10 @@ pub const SUBSCRIBERS: [DemoSubscriber; 5] = [
         id_card: "110101198503071234",
         brand: Brand::GoTone,
         plan: "GT88",
-        add_ons: &["LL20", "JTCL"],
-        monthly_top_up: 150,
+        // 金卡 whatever the month: 88 + 30 + 10 + 5 = 133 元 of monthly fees alone bill
+        // 1,596 元 a year (≥ 1,500), before the usage, which is random by month.
+        add_ons: &["LL30", "LL10", "JTCL"],
+        monthly_top_up: 200,
         usage: OFFICE,
         balance: Fen::yuan(120),
         points: 5000,
