@@ -41,7 +41,6 @@ pub fn use_session() -> SessionResource {
     expect_context::<SessionResource>()
 }
 
-/// The hidden CSRF field every state-changing form carries.
 /// The fields of a service-password change (current, new, new again): the same on /account
 /// and on /password; the service checks them (`Hall::change_password_as`).
 #[component]
@@ -59,6 +58,7 @@ pub fn PasswordChangeFields() -> impl IntoView {
     }
 }
 
+/// The hidden CSRF field every state-changing form carries.
 #[component]
 pub fn CsrfField() -> impl IntoView {
     let session = use_session();
