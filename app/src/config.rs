@@ -10,6 +10,10 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
+    /// Most database connections this process opens (`OPENHALL_DB_CONNECTIONS`); `None`: 8 on
+    /// SQLite, 16 on PostgreSQL. Several instances share one PostgreSQL and its
+    /// `max_connections`.
+    pub db_connections: Option<u32>,
     pub redis_url: Option<String>,
     /// Put before every key this process writes to Redis (several deployments, or test runs,
     /// may share one Redis).
@@ -107,6 +111,7 @@ pub const CONFIG_FILE_VAR: &str = "OPENHALL_CONFIG";
 /// The settings a config file may hold: its key, and the environment variable it stands for.
 pub const FILE_KEYS: &[(&str, &str)] = &[
     ("database_url", "DATABASE_URL"),
+    ("db_connections", "OPENHALL_DB_CONNECTIONS"),
     ("redis_url", "REDIS_URL"),
     ("redis_prefix", "OPENHALL_REDIS_PREFIX"),
     ("http_addr", "OPENHALL_HTTP_ADDR"),
@@ -252,6 +257,17 @@ impl Config {
         };
         Ok(Self {
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/openhall.db".into()),
+            db_connections: get("OPENHALL_DB_CONNECTIONS")
+                .map(|v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or(ConfigError::Invalid(
+                            "OPENHALL_DB_CONNECTIONS",
+                            "expected a whole number from 1 to 1000",
+                        ))
+                })
+                .transpose()?,
             redis_url: get("REDIS_URL"),
             redis_prefix: get("OPENHALL_REDIS_PREFIX").unwrap_or_else(|| "openhall:".into()),
             http_addr: get("OPENHALL_HTTP_ADDR")
@@ -335,6 +351,22 @@ mod tests {
         assert_eq!(c.gateway_http_addr.unwrap().port(), 9101);
         assert!(cfg(&[("OPENHALL_GATEWAY_HTTP_ADDR", "3001")]).is_err());
         assert!(cfg(&[("OPENHALL_LOG_FORMAT", "xml")]).is_err());
+    }
+
+    #[test]
+    fn the_database_connection_limit() {
+        assert_eq!(cfg(&[]).unwrap().db_connections, None);
+        let c = cfg(&[("OPENHALL_DB_CONNECTIONS", "4")]).unwrap();
+        assert_eq!(c.db_connections, Some(4));
+        for bad in ["0", "-1", "many", "1001"] {
+            assert!(
+                matches!(
+                    cfg(&[("OPENHALL_DB_CONNECTIONS", bad)]),
+                    Err(ConfigError::Invalid("OPENHALL_DB_CONNECTIONS", _))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     const FILE: &str = r#"

@@ -47,7 +47,7 @@ impl Hall {
 
     /// Connects the stores named by the configuration and brings the schema up to date.
     pub async fn from_config(cfg: &Config) -> Result<Self> {
-        let db = Db::connect(&cfg.database_url).await?;
+        let db = Db::connect_with(&cfg.database_url, cfg.db_connections).await?;
         db.migrate().await?;
         let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
             Some(url) => Arc::new(RedisStore::connect(url, &cfg.redis_prefix).await?),

@@ -431,25 +431,48 @@ impl Hall {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
-        let mut tx = self.db().begin().await?;
-        let mut matched = Vec::with_capacity(receipts.len());
-        let mut messages: Vec<i64> = Vec::new();
+        // A receipt repeated within the batch counts with its last status, as it would have
+        // one after the other.
+        let mut last: HashMap<&str, &str> = HashMap::with_capacity(receipts.len());
         for (message_id, stat) in receipts {
-            let outbox_id: Option<i64> = sqlx::query(
-                "UPDATE outbox_parts SET stat = $1, receipt_at = $2 WHERE message_id = $3 RETURNING outbox_id",
-            )
-            .bind(stat)
-            .bind(now)
-            .bind(message_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            matched.push(outbox_id.is_some());
-            if let Some(id) = outbox_id.filter(|_| stat == "DELIVRD") {
-                messages.push(id);
+            last.insert(message_id, stat);
+        }
+        let mut distinct: Vec<(&str, &str)> = last.into_iter().collect();
+        // In a fixed order, so that two writers never lock the same parts in opposite orders.
+        distinct.sort_unstable();
+        let mut tx = self.db().begin().await?;
+        let mut known: HashSet<String> = HashSet::with_capacity(distinct.len());
+        let mut messages: Vec<i64> = Vec::new();
+        for chunk in distinct.chunks(CHUNK) {
+            // One statement for the chunk (one round trip, not one a receipt): each part gets
+            // its own status through a CASE.
+            let cases: String = (0..chunk.len())
+                .map(|i| format!(" WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox_parts SET stat = CASE message_id{cases} END, receipt_at = $1 \
+                 WHERE message_id IN ({}) RETURNING message_id, outbox_id, stat",
+                placeholders(2 + 2 * chunk.len(), chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (message_id, stat) in chunk {
+                q = q.bind(*message_id).bind(*stat);
+            }
+            for (message_id, _) in chunk {
+                q = q.bind(*message_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let stat: String = row.try_get(2)?;
+                if stat == "DELIVRD" {
+                    messages.push(row.try_get(1)?);
+                }
+                known.insert(row.try_get(0)?);
             }
         }
+        let matched = receipts
+            .iter()
+            .map(|(message_id, _)| known.contains(message_id))
+            .collect();
         messages.sort_unstable();
         messages.dedup();
         for chunk in messages.chunks(500) {
@@ -518,6 +541,62 @@ mod tests {
             .try_get(0)
             .unwrap();
         assert!(delivered.is_some(), "both parts in one batch");
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_keeps_its_message_undelivered_and_a_repeat_counts_its_last_status() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent(b[0].id, &["p1".into(), "p2".into()])
+            .await
+            .unwrap();
+        let r = |id: &str, stat: &str| (id.to_owned(), stat.to_owned());
+        let delivered = || async {
+            let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+                .bind(b[0].id)
+                .fetch_one(t.db().pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            at.is_some()
+        };
+        let stats = || async {
+            let rows =
+                sqlx::query("SELECT stat FROM outbox_parts WHERE outbox_id = $1 ORDER BY part")
+                    .bind(b[0].id)
+                    .fetch_all(t.db().pool())
+                    .await
+                    .unwrap();
+            rows.iter()
+                .map(|row| row.try_get::<Option<String>, _>(0).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p1", "DELIVRD"), r("p2", "UNDELIV")])
+                .await
+                .unwrap(),
+            vec![true, true]
+        );
+        assert!(!delivered().await, "one part was not delivered");
+        assert_eq!(
+            stats().await,
+            vec![Some("DELIVRD".to_owned()), Some("UNDELIV".to_owned())]
+        );
+        // The SMSC retried the part and reports twice in one batch: the last report counts.
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p2", "ENROUTE"), r("p2", "DELIVRD")])
+                .await
+                .unwrap(),
+            vec![true, true]
+        );
+        assert_eq!(
+            stats().await,
+            vec![Some("DELIVRD".to_owned()), Some("DELIVRD".to_owned())]
+        );
+        assert!(delivered().await);
     }
 
     #[tokio::test]
