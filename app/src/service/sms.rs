@@ -525,15 +525,32 @@ mod tests {
         assert_eq!(placeholders(3, 3, 1), "$3, $4, $5");
     }
 
-    #[tokio::test]
-    async fn receipts_are_recorded_together_and_unknown_ids_reported() {
-        let t = TestHall::empty().await;
+    /// A two-part message sent as `p1` and `p2`: its outbox id.
+    async fn sent_in_two_parts(t: &TestHall) -> i64 {
         let m = t.subscriber("13800138000", 0).await;
         t.suspend_by_request(&m).await.unwrap();
         let b = t.claim_outbox(10).await.unwrap();
         t.outbox_sent(b[0].id, &["p1".into(), "p2".into()])
             .await
             .unwrap();
+        b[0].id
+    }
+
+    async fn delivered(t: &TestHall, id: i64) -> bool {
+        let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(t.db().pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        at.is_some()
+    }
+
+    #[tokio::test]
+    async fn receipts_are_recorded_together_and_unknown_ids_reported() {
+        let t = TestHall::empty().await;
+        let id = sent_in_two_parts(&t).await;
         let r = |id: &str| (id.to_owned(), "DELIVRD".to_owned());
         assert_eq!(
             t.outbox_receipt_batch(&[r("p1"), r("nope"), r("p2")])
@@ -541,40 +558,18 @@ mod tests {
                 .unwrap(),
             vec![true, false, true]
         );
-        let delivered: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
-            .bind(b[0].id)
-            .fetch_one(t.db().pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert!(delivered.is_some(), "both parts in one batch");
+        assert!(delivered(&t, id).await, "both parts in one batch");
     }
 
     #[tokio::test]
     async fn a_failed_part_keeps_its_message_undelivered_and_a_repeat_counts_its_last_status() {
         let t = TestHall::empty().await;
-        let m = t.subscriber("13800138000", 0).await;
-        t.suspend_by_request(&m).await.unwrap();
-        let b = t.claim_outbox(10).await.unwrap();
-        t.outbox_sent(b[0].id, &["p1".into(), "p2".into()])
-            .await
-            .unwrap();
+        let id = sent_in_two_parts(&t).await;
         let r = |id: &str, stat: &str| (id.to_owned(), stat.to_owned());
-        let delivered = || async {
-            let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
-                .bind(b[0].id)
-                .fetch_one(t.db().pool())
-                .await
-                .unwrap()
-                .try_get(0)
-                .unwrap();
-            at.is_some()
-        };
         let stats = || async {
             let rows =
                 sqlx::query("SELECT stat FROM outbox_parts WHERE outbox_id = $1 ORDER BY part")
-                    .bind(b[0].id)
+                    .bind(id)
                     .fetch_all(t.db().pool())
                     .await
                     .unwrap();
@@ -588,7 +583,7 @@ mod tests {
                 .unwrap(),
             vec![true, true]
         );
-        assert!(!delivered().await, "one part was not delivered");
+        assert!(!delivered(&t, id).await, "one part was not delivered");
         assert_eq!(
             stats().await,
             vec![Some("DELIVRD".to_owned()), Some("UNDELIV".to_owned())]
@@ -604,7 +599,7 @@ mod tests {
             stats().await,
             vec![Some("DELIVRD".to_owned()), Some("DELIVRD".to_owned())]
         );
-        assert!(delivered().await);
+        assert!(delivered(&t, id).await);
     }
 
     #[tokio::test]
