@@ -134,7 +134,7 @@ impl Hall {
                 "SELECT source, body_hash FROM sms_inbox WHERE received_at > $1 AND source IN ({})",
                 placeholders(2, chunk.len(), 1)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql).bind(now - DEDUPE_WINDOW_MS);
             for source in chunk {
                 q = q.bind(*source);
@@ -150,7 +150,7 @@ impl Hall {
                  RETURNING id, source, body_hash",
                 placeholders(1, chunk.len(), 5)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql);
             for (i, h) in chunk {
                 let (source, destination, text) = &mos[*i];
@@ -233,7 +233,7 @@ impl Hall {
                  AND status <> 'handled' RETURNING id, source",
                 placeholders(2, chunk.len(), 1)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(id);
@@ -256,7 +256,7 @@ impl Hall {
                 "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at) VALUES {}",
                 placeholders(1, chunk.len(), 5)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql);
             for (to, body) in chunk {
                 q = q
@@ -363,7 +363,7 @@ impl Hall {
                  message_id = CASE id{cases} END WHERE id IN ({})",
                 placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql).bind(now).bind(SENT_CODE_PLACEHOLDER);
             for (id, message_ids) in chunk {
                 q = q.bind(id).bind(message_ids.join(","));
@@ -387,7 +387,7 @@ impl Hall {
                  ON CONFLICT (message_id) DO NOTHING",
                 placeholders(1, chunk.len(), 3)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql);
             for (mid, id, part) in chunk {
                 q = q.bind(*mid).bind(*id).bind(*part);
@@ -460,7 +460,7 @@ impl Hall {
                  WHERE message_id IN ({}) RETURNING message_id, outbox_id, stat",
                 placeholders(2 + 2 * chunk.len(), chunk.len(), 1)
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql).bind(now);
             for (message_id, stat) in chunk {
                 q = q.bind(*message_id).bind(*stat);
@@ -491,7 +491,7 @@ impl Hall {
                 "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
                    SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
             );
-            let sql = self.db().sql(&sql);
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(id);

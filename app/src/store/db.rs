@@ -149,6 +149,18 @@ impl Db {
         }
     }
 
+    /// [`Db::sql`] for a statement built to bind by position (a batch's many rows): on SQLite a
+    /// statement that does not qualify — a parameter out of order or repeated — fails debug
+    /// builds (the tests) instead of silently paying the quadratic lookup again.
+    pub fn batch_sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        let out = self.sql(sql);
+        debug_assert!(
+            self.backend != Backend::Sqlite || matches!(out, Cow::Owned(_)),
+            "a batch statement's parameters must appear once each, in order: {sql}"
+        );
+        out
+    }
+
     /// A transaction that will write. On SQLite it first waits for this process's writer turn,
     /// then takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
     /// first and writes later fails with SQLITE_BUSY under concurrency instead of waiting.
@@ -302,6 +314,8 @@ mod tests {
             .unwrap();
         let sql = "SELECT $1 || '-' || $2 || '-' || $3";
         assert!(matches!(db.sql(sql), Cow::Owned(_)));
+        let out_of_order = std::panic::AssertUnwindSafe(|| db.batch_sql("SELECT $2, $1").len());
+        assert!(std::panic::catch_unwind(out_of_order).is_err());
         let row = sqlx::query(&db.sql(sql))
             .bind("a")
             .bind("b")
