@@ -28,7 +28,12 @@ struct Inner {
     change_notices: bool,
     /// Numbers known to be subscribers (numbers are never deleted, so a yes stays true).
     known: Arc<crate::service::subscribers::KnownSubscribers>,
+    /// Balance queries asked together, read together.
+    balance_reads: Arc<BalanceReads>,
 }
+
+type BalanceReads =
+    crate::store::coalesce::Coalescer<(crate::service::ledger::Balance, crate::domain::Status)>;
 
 impl Hall {
     pub fn new(db: Db, eph: Arc<dyn Ephemeral>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
@@ -41,6 +46,7 @@ impl Hall {
                 payments: Arc::new(SimulatedProvider::new()),
                 change_notices: true,
                 known: Arc::default(),
+                balance_reads: Arc::default(),
             }),
         }
     }
@@ -74,6 +80,7 @@ impl Hall {
                 payments: i.payments.clone(),
                 change_notices: i.change_notices,
                 known: i.known.clone(),
+                balance_reads: i.balance_reads.clone(),
             }),
         }
     }
@@ -91,8 +98,13 @@ impl Hall {
                 payments: i.payments.clone(),
                 change_notices: false,
                 known: i.known.clone(),
+                balance_reads: i.balance_reads.clone(),
             }),
         }
+    }
+
+    pub(crate) fn balance_reads(&self) -> &Arc<BalanceReads> {
+        &self.inner.balance_reads
     }
 
     pub(crate) fn known_subscribers(&self) -> &crate::service::subscribers::KnownSubscribers {

@@ -6,6 +6,7 @@
 //! charges so far plus the overage rated so far, and drives the one high-bill alert a month.
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::from_millis;
@@ -15,7 +16,8 @@ use crate::hall::Hall;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
 use crate::service::subscribers::load_profile;
-use crate::service::usage::month_events;
+use crate::service::usage::{events_from, events_read};
+use crate::store::reads::{fetch_each, Read, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,13 +207,19 @@ pub(crate) async fn period_charges(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Vec<BillItem>> {
-    let rows = sqlx::query(
+    charges_from(&charges_read(msisdn, period).fetch(conn).await?)
+}
+
+/// The read behind [`period_charges`], for a batch ([`crate::store::reads`]).
+fn charges_read(msisdn: &Msisdn, period: Period) -> Read {
+    Read::new(
         "SELECT category, item, amount FROM charges WHERE msisdn = $1 AND period = $2 ORDER BY id",
     )
-    .bind(msisdn.as_str())
-    .bind(period.to_string())
-    .fetch_all(conn)
-    .await?;
+    .text(msisdn.as_str())
+    .text(period.to_string())
+}
+
+fn charges_from(rows: &[AnyRow]) -> Result<Vec<BillItem>> {
     let mut items = rows.iter().map(item_from_row).collect::<Result<Vec<_>>>()?;
     items.sort_by_key(|i| i.category); // stable: keeps time order within a category
     Ok(items)
@@ -257,14 +265,10 @@ pub(crate) async fn plan_in(
 
 /// A month's allowances: the plan in force, every add-on live in the month, and data packs
 /// redeemed with points in the month.
-pub(crate) async fn allowances(
-    conn: &mut AnyConnection,
-    msisdn: &Msisdn,
-    period: Period,
-) -> Result<Allowances> {
-    // One round trip: the plan's row (tagged, to notice a plan missing from the catalogue),
+fn allowances_read(msisdn: &Msisdn, period: Period) -> Read {
+    // One statement: the plan's row (tagged, to notice a plan missing from the catalogue),
     // every add-on live in the month, the month's redeemed data packs.
-    let rows = sqlx::query(&format!(
+    Read::new(format!(
         "SELECT CAST(1 AS BIGINT), voice_minutes, data_mb, sms_count, wlan_minutes FROM products \
          WHERE code = {PLAN_IN} \
          UNION ALL \
@@ -276,13 +280,14 @@ pub(crate) async fn allowances(
          FROM redemptions r JOIN rewards w ON w.code = r.reward_code \
          WHERE r.msisdn = $1 AND r.period = $2 AND w.kind = 'data_pack'"
     ))
-    .bind(msisdn.as_str())
-    .bind(period.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
+    .text(msisdn.as_str())
+    .text(period.to_string())
+}
+
+fn allowances_from(rows: &[AnyRow]) -> Result<Allowances> {
     let mut total = Allowances::default();
     let mut has_plan = false;
-    for r in &rows {
+    for r in rows {
         let field = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(i)?) };
         has_plan |= field(0)? == 1;
         total = total + Allowances::from_product(field(1)?, field(2)?, field(3)?, field(4)?);
@@ -301,9 +306,17 @@ pub(crate) async fn rate_period(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Rating> {
-    let allowances = allowances(conn, msisdn, period).await?;
-    let events = month_events(conn, msisdn, period).await?;
-    Ok(rating::rate(allowances, &events))
+    rating_from(&mut fetch_each(conn, rating_reads(msisdn, period)).await?)
+}
+
+/// The reads behind [`rate_period`]: the month's allowances and its usage records.
+fn rating_reads(msisdn: &Msisdn, period: Period) -> [Read; 2] {
+    [allowances_read(msisdn, period), events_read(msisdn, period)]
+}
+
+fn rating_from(rows: &mut Rows) -> Result<Rating> {
+    let allowances = allowances_from(&rows.next())?;
+    Ok(rating::rate(allowances, &events_from(&rows.next())?))
 }
 
 pub(crate) async fn bill_exists(
@@ -311,14 +324,16 @@ pub(crate) async fn bill_exists(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<bool> {
-    Ok(
-        sqlx::query("SELECT 1 FROM bills WHERE msisdn = $1 AND period = $2")
-            .bind(msisdn.as_str())
-            .bind(period.to_string())
-            .fetch_optional(conn)
-            .await?
-            .is_some(),
-    )
+    Ok(!bill_exists_read(msisdn, period)
+        .fetch(conn)
+        .await?
+        .is_empty())
+}
+
+fn bill_exists_read(msisdn: &Msisdn, period: Period) -> Read {
+    Read::new("SELECT 1 FROM bills WHERE msisdn = $1 AND period = $2")
+        .text(msisdn.as_str())
+        .text(period.to_string())
 }
 
 /// A period's charges so far plus, while it is open, the overage rated so far.
@@ -337,10 +352,28 @@ pub(crate) async fn statement_of_known(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<MonthToDate> {
-    let mut items = period_charges(conn, msisdn, period).await?;
-    let rating = rate_period(conn, msisdn, period).await?;
+    statement_from(
+        period,
+        &mut fetch_each(conn, statement_reads(msisdn, period)).await?,
+    )
+}
+
+/// The reads behind [`statement_of_known`], for a batch ([`crate::store::reads`]).
+pub(crate) fn statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
+    let [allowances, events] = rating_reads(msisdn, period);
+    [
+        charges_read(msisdn, period),
+        allowances,
+        events,
+        bill_exists_read(msisdn, period),
+    ]
+}
+
+pub(crate) fn statement_from(period: Period, rows: &mut Rows) -> Result<MonthToDate> {
+    let mut items = charges_from(&rows.next())?;
+    let rating = rating_from(rows)?;
     // Once closed, the overage is among the charges already.
-    if !bill_exists(conn, msisdn, period).await? {
+    if rows.next().is_empty() {
         items.extend(
             overage_items(&rating)
                 .into_iter()
@@ -524,6 +557,10 @@ mod tests {
     use crate::service::usage::{Direction, UsageKind, UsageRecord};
     use crate::testing::TestHall;
     use chrono::Duration;
+
+    async fn allowances(conn: &mut AnyConnection, m: &Msisdn, p: Period) -> Result<Allowances> {
+        allowances_from(&allowances_read(m, p).fetch(conn).await?)
+    }
 
     fn out_call(reference: &str, at: DateTime<Utc>, minutes: i64) -> UsageRecord {
         UsageRecord {

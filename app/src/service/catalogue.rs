@@ -1,10 +1,12 @@
 //! The product catalogue: base plans (one at a time, per brand) and add-ons (any number).
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::domain::{Brand, Fen, ProductCode};
+use crate::domain::{Brand, Fen, Msisdn, ProductCode};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
+use crate::store::reads::Read;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ProductKind {
@@ -63,14 +65,29 @@ pub(crate) fn product_from_row(r: &sqlx::any::AnyRow, offset: usize) -> Result<P
 }
 
 pub(crate) async fn load_product(conn: &mut AnyConnection, code: &ProductCode) -> Result<Product> {
-    let row = sqlx::query(&format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
+    product_from(
+        &Read::new(format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
+        ))
+        .text(code.as_str())
+        .fetch(conn)
+        .await?,
+    )
+}
+
+/// A number's current plan as [`load_product`] reads it, without first reading the number's
+/// profile: for a batch ([`crate::store::reads`]).
+pub(crate) fn plan_read(msisdn: &Msisdn) -> Read {
+    Read::new(format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products \
+         WHERE code = (SELECT plan_code FROM subscribers WHERE msisdn = $1) AND active = 1"
     ))
-    .bind(code.as_str())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(Error::UnknownProduct)?;
-    product_from_row(&row, 0)
+    .text(msisdn.as_str())
+}
+
+/// The product of [`load_product`] or [`plan_read`].
+pub(crate) fn product_from(rows: &[AnyRow]) -> Result<Product> {
+    product_from_row(rows.first().ok_or(Error::UnknownProduct)?, 0)
 }
 
 impl Hall {

@@ -1,9 +1,16 @@
 //! The balance ledger: every change to a balance is one entry with a reason and a unique
 //! reference; `accounts` holds the running sums, updated in the same transaction.
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Fen, Msisdn, Status};
 use crate::error::{is_unique_violation, Error, Result};
+use crate::store::coalesce::padded;
+use crate::store::db::placeholders;
+use crate::store::reads::Read;
+use crate::store::Db;
 
 /// Why money moved; stored as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,39 +182,66 @@ fn split(before: Balance, p: &Posting<'_>) -> Result<(Fen, Fen), PostError> {
 }
 
 pub(crate) async fn load_balance(conn: &mut AnyConnection, msisdn: &Msisdn) -> Result<Balance> {
-    let row = sqlx::query("SELECT cash, gift FROM accounts WHERE msisdn = $1")
-        .bind(msisdn.as_str())
-        .fetch_optional(conn)
-        .await?
-        .ok_or(Error::UnknownSubscriber)?;
+    balance_from(&balance_read(msisdn).fetch(conn).await?)
+}
+
+/// The read behind [`load_balance`], for a batch ([`crate::store::reads`]).
+pub(crate) fn balance_read(msisdn: &Msisdn) -> Read {
+    Read::new("SELECT cash, gift FROM accounts WHERE msisdn = $1").text(msisdn.as_str())
+}
+
+pub(crate) fn balance_from(rows: &[AnyRow]) -> Result<Balance> {
+    let row = rows.first().ok_or(Error::UnknownSubscriber)?;
     Ok(Balance {
         cash: Fen::new(row.try_get(0)?),
         gift: Fen::new(row.try_get(1)?),
     })
 }
 
+/// The balance and status of each of `numbers` that is a subscriber.
+async fn balances_and_statuses(
+    db: Db,
+    numbers: Vec<String>,
+) -> Result<HashMap<String, (Balance, Status)>> {
+    let numbers = padded(numbers);
+    let sql = format!(
+        "SELECT a.msisdn, a.cash, a.gift, s.status FROM accounts a \
+         JOIN subscribers s ON s.msisdn = a.msisdn WHERE a.msisdn IN ({})",
+        placeholders(1, numbers.len(), 1)
+    );
+    let sql = db.batch_sql(&sql);
+    let mut q = sqlx::query(&sql);
+    for m in numbers {
+        q = q.bind(m);
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get(3)?;
+            let status = Status::from_db(&status)
+                .ok_or_else(|| Error::Storage(format!("unknown status {status:?}")))?;
+            let balance = Balance {
+                cash: Fen::new(row.try_get(1)?),
+                gift: Fen::new(row.try_get(2)?),
+            };
+            Ok((row.try_get(0)?, (balance, status)))
+        })
+        .collect()
+}
+
 impl crate::hall::Hall {
     /// The balance and the number's status in one read (the balance query by SMS, the
     /// gateway's commonest command).
+    /// Queries asked at about the same time share one statement
+    /// ([`crate::store::coalesce`]).
     pub async fn balance_and_status(&self, msisdn: &Msisdn) -> Result<(Balance, Status)> {
-        let row = sqlx::query(
-            "SELECT a.cash, a.gift, s.status FROM accounts a JOIN subscribers s ON s.msisdn = a.msisdn \
-             WHERE a.msisdn = $1",
-        )
-        .bind(msisdn.as_str())
-        .fetch_optional(self.db().pool())
-        .await?
-        .ok_or(Error::UnknownSubscriber)?;
-        let status: String = row.try_get(2)?;
-        let status = Status::from_db(&status)
-            .ok_or_else(|| Error::Storage(format!("unknown status {status:?}")))?;
-        Ok((
-            Balance {
-                cash: Fen::new(row.try_get(0)?),
-                gift: Fen::new(row.try_get(1)?),
-            },
-            status,
-        ))
+        let db = self.db().clone();
+        self.balance_reads()
+            .get(msisdn.as_str().to_owned(), move |keys| {
+                balances_and_statuses(db.clone(), keys)
+            })
+            .await?
+            .ok_or(Error::UnknownSubscriber)
     }
 
     pub async fn balance(&self, msisdn: &Msisdn) -> Result<Balance> {
@@ -265,6 +299,39 @@ mod tests {
         Balance {
             cash: Fen::new(cash),
             gift: Fen::new(gift),
+        }
+    }
+
+    /// Balance queries asked together are read together, and each caller gets its own
+    /// number's balance and status (a stranger: unknown subscriber).
+    #[tokio::test]
+    async fn balances_asked_together_are_each_the_callers_own() {
+        let t = crate::testing::TestHall::empty().await;
+        let a = t.subscriber("13800138000", 1_000).await;
+        let b = t.subscriber("13800138001", 2_500).await;
+        t.suspend_by_request(&b).await.unwrap();
+        let stranger = Msisdn::parse("13900000001").unwrap();
+        let asks = (0..30).map(|i| {
+            let m = [&a, &b, &stranger][i % 3].clone();
+            let t = &t;
+            async move { (m.clone(), t.balance_and_status(&m).await) }
+        });
+        for (m, got) in futures::future::join_all(asks).await {
+            match got {
+                Ok((balance, status)) if m == a => {
+                    assert_eq!((balance, status), (bal(1_000, 0), Status::Active))
+                }
+                Ok((balance, status)) if m == b => {
+                    assert_eq!(
+                        (balance, status),
+                        (bal(2_500, 0), Status::SuspendedByRequest)
+                    )
+                }
+                other => assert!(
+                    m == stranger && matches!(other, Err(Error::UnknownSubscriber)),
+                    "{m}: {other:?}"
+                ),
+            }
         }
     }
 

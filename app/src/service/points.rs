@@ -6,6 +6,7 @@
 //! conditional burns can never take a lot below zero.
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::from_millis;
@@ -15,6 +16,7 @@ use crate::hall::Hall;
 use crate::service::ledger::{self, PostError, Posting, Reason};
 use crate::service::outbox::{self, SmsKind};
 use crate::service::subscribers::{load_profile, require_active};
+use crate::store::reads::Read;
 
 /// When points earned in `earned_year` expire: midnight starting 1 January two years later,
 /// Shanghai time (the end of the year after), in millis.
@@ -206,14 +208,20 @@ async fn live_lots(
     msisdn: &Msisdn,
     now_ms: i64,
 ) -> Result<Vec<PointsLot>> {
-    let rows = sqlx::query(
+    lots_from(&lots_read(msisdn, now_ms).fetch(conn).await?)
+}
+
+/// The read behind [`live_lots`], for a batch ([`crate::store::reads`]).
+fn lots_read(msisdn: &Msisdn, now_ms: i64) -> Read {
+    Read::new(
         "SELECT id, earned_year, expires_at, amount, remaining, source FROM points_lots \
          WHERE msisdn = $1 AND expires_at > $2 AND remaining > 0 ORDER BY expires_at, id",
     )
-    .bind(msisdn.as_str())
-    .bind(now_ms)
-    .fetch_all(conn)
-    .await?;
+    .text(msisdn.as_str())
+    .int(now_ms)
+}
+
+fn lots_from(rows: &[AnyRow]) -> Result<Vec<PointsLot>> {
     rows.iter()
         .map(|r| {
             Ok(PointsLot {
@@ -234,7 +242,16 @@ pub(crate) async fn summary_of_known(
     msisdn: &Msisdn,
     now: DateTime<Utc>,
 ) -> Result<PointsSummary> {
-    let lots = live_lots(conn, msisdn, now.timestamp_millis()).await?;
+    summary_from(&summary_read(msisdn, now).fetch(conn).await?, now)
+}
+
+/// The read behind [`summary_of_known`], for a batch ([`crate::store::reads`]).
+pub(crate) fn summary_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
+    lots_read(msisdn, now.timestamp_millis())
+}
+
+pub(crate) fn summary_from(rows: &[AnyRow], now: DateTime<Utc>) -> Result<PointsSummary> {
+    let lots = lots_from(rows)?;
     let end_of_this_year = expiry_for(shanghai_year(now) - 1);
     let sum = |it: &mut dyn Iterator<Item = &PointsLot>| {
         Points::new(it.map(|l| l.remaining).sum()).unwrap_or_default()

@@ -1,5 +1,6 @@
 //! Subscribers: registration (real-name), profiles, masking, and suspension by request.
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Brand, Fen, Msisdn, ProductCode, Status, Tier};
@@ -7,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::passwords;
+use crate::store::reads::Read;
 
 pub struct NewSubscriber {
     pub msisdn: Msisdn,
@@ -91,14 +93,19 @@ fn profile_from_row(r: &sqlx::any::AnyRow) -> Result<Profile> {
 }
 
 pub(crate) async fn load_profile(conn: &mut AnyConnection, msisdn: &Msisdn) -> Result<Profile> {
-    let row = sqlx::query(&format!(
+    profile_from(&profile_read(msisdn).fetch(conn).await?)
+}
+
+/// The read behind [`load_profile`], for a batch ([`crate::store::reads`]).
+pub(crate) fn profile_read(msisdn: &Msisdn) -> Read {
+    Read::new(format!(
         "SELECT {PROFILE_COLUMNS} FROM subscribers WHERE msisdn = $1"
     ))
-    .bind(msisdn.as_str())
-    .fetch_optional(conn)
-    .await?
-    .ok_or(Error::UnknownSubscriber)?;
-    profile_from_row(&row)
+    .text(msisdn.as_str())
+}
+
+pub(crate) fn profile_from(rows: &[AnyRow]) -> Result<Profile> {
+    profile_from_row(rows.first().ok_or(Error::UnknownSubscriber)?)
 }
 
 /// Refuses changes of service for a number that is not active (queries and top-ups still work).

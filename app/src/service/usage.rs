@@ -3,7 +3,8 @@
 //! id (`reference`), so importing the same CDR twice records it once.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use crate::clock::{from_millis, to_millis};
 use crate::domain::{Fen, Msisdn, Period};
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::rating::{Event, UsageEvent};
 use crate::service::subscribers::load_profile;
+use crate::store::reads::Read;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,19 +217,16 @@ const INSERT_CHUNK: usize = 500;
 const USAGE_COLUMNS: usize = 10;
 
 /// A month's records of one number, as rating needs them.
-pub(crate) async fn month_events(
-    conn: &mut AnyConnection,
-    msisdn: &Msisdn,
-    period: Period,
-) -> Result<Vec<UsageEvent>> {
-    let rows = sqlx::query(
+pub(crate) fn events_read(msisdn: &Msisdn, period: Period) -> Read {
+    Read::new(
         "SELECT id, kind, started_at, direction, duration_secs, volume_kb, on_campus \
          FROM usage_records WHERE msisdn = $1 AND period = $2 ORDER BY started_at, id",
     )
-    .bind(msisdn.as_str())
-    .bind(period.to_string())
-    .fetch_all(conn)
-    .await?;
+    .text(msisdn.as_str())
+    .text(period.to_string())
+}
+
+pub(crate) fn events_from(rows: &[AnyRow]) -> Result<Vec<UsageEvent>> {
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get(1)?;

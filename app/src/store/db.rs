@@ -191,6 +191,27 @@ impl Db {
     }
 }
 
+/// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)` for width 2,
+/// or `$1, $2, $3` for width 1 (an IN list).
+pub(crate) fn placeholders(first: usize, rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let cols: Vec<String> = (0..width)
+            .map(|c| format!("${}", first + r * width + c))
+            .collect();
+        cols.join(", ")
+    };
+    let rows: Vec<String> = (0..rows)
+        .map(|r| {
+            if width == 1 {
+                row(r)
+            } else {
+                format!("({})", row(r))
+            }
+        })
+        .collect();
+    rows.join(", ")
+}
+
 /// `sql` with `$1 … $n` replaced by `?`, when they appear once each and in that order (a `$`
 /// followed by digits is a parameter: the hall's SQL has no dollar-quoted text).
 fn positional(sql: &str) -> Option<String> {
@@ -284,6 +305,12 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn placeholders_number_rows_and_lists() {
+        assert_eq!(placeholders(1, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(3, 3, 1), "$3, $4, $5");
     }
 
     #[test]

@@ -1,5 +1,7 @@
+pub(crate) mod coalesce;
 pub mod db;
 pub mod ephemeral;
+pub(crate) mod reads;
 
 pub use db::{Backend, Db};
 pub use ephemeral::{Ephemeral, MemoryStore, RateDecision, RedisStore};
