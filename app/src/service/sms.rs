@@ -14,6 +14,7 @@ use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::service::outbox::SmsKind;
+use crate::store::db::placeholders;
 use crate::store::RateDecision;
 
 /// A redelivery of the same text from the same number within this window is the same MO.
@@ -60,27 +61,6 @@ pub struct OutboundSms {
 /// Rows a multi-row statement takes at once (well under both databases' parameter limits).
 const CHUNK: usize = 200;
 
-/// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)` for width 2,
-/// or `$1, $2, $3` for width 1 (an IN list).
-fn placeholders(first: usize, rows: usize, width: usize) -> String {
-    let row = |r: usize| {
-        let cols: Vec<String> = (0..width)
-            .map(|c| format!("${}", first + r * width + c))
-            .collect();
-        cols.join(", ")
-    };
-    let rows: Vec<String> = (0..rows)
-        .map(|r| {
-            if width == 1 {
-                row(r)
-            } else {
-                format!("({})", row(r))
-            }
-        })
-        .collect();
-    rows.join(", ")
-}
-
 fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -125,20 +105,24 @@ impl Hall {
         let mut tx = self.db().begin().await?;
         // A few statements for the whole batch, not two a message: on SQLite each statement
         // is a hand-off to the connection's thread, and that is what a busy link pays for.
+        // Looked up by (sender, hash), one index seek each: by sender alone, a busy number's
+        // every recent message came back (the costliest statement under load).
         let mut stored_before: HashSet<(String, String)> = HashSet::new();
-        let mut senders: Vec<&str> = fresh.iter().map(|(i, _)| mos[*i].0.as_str()).collect();
-        senders.sort_unstable();
-        senders.dedup();
-        for chunk in senders.chunks(CHUNK) {
+        for chunk in fresh.chunks(CHUNK) {
             let sql = format!(
-                "SELECT source, body_hash FROM sms_inbox WHERE received_at > $1 AND source IN ({})",
-                placeholders(2, chunk.len(), 1)
+                "WITH batch (source, body_hash) AS (VALUES {}) \
+                 SELECT i.source, i.body_hash FROM batch \
+                 JOIN sms_inbox i ON i.source = batch.source AND i.body_hash = batch.body_hash \
+                 WHERE i.received_at > ${}",
+                placeholders(1, chunk.len(), 2),
+                2 * chunk.len() + 1
             );
             let sql = self.db().batch_sql(&sql);
-            let mut q = sqlx::query(&sql).bind(now - DEDUPE_WINDOW_MS);
-            for source in chunk {
-                q = q.bind(*source);
+            let mut q = sqlx::query(&sql);
+            for (i, h) in chunk {
+                q = q.bind(&mos[*i].0).bind(h);
             }
+            q = q.bind(now - DEDUPE_WINDOW_MS);
             for row in q.fetch_all(&mut *tx).await? {
                 stored_before.insert((row.try_get(0)?, row.try_get(1)?));
             }
@@ -518,12 +502,6 @@ mod tests {
     use super::*;
     use crate::testing::TestHall;
     use chrono::Duration as D;
-
-    #[test]
-    fn placeholders_number_rows_and_lists() {
-        assert_eq!(placeholders(1, 2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(3, 3, 1), "$3, $4, $5");
-    }
 
     /// A two-part message sent as `p1` and `p2`: its outbox id.
     async fn sent_in_two_parts(t: &TestHall) -> i64 {
