@@ -14,6 +14,10 @@ pub struct Config {
     /// SQLite, 16 on PostgreSQL. Several instances share one PostgreSQL and its
     /// `max_connections`.
     pub db_connections: Option<u32>,
+    /// Most submit_sm the gateway has outstanding at once (`OPENHALL_SMPP_WINDOW`, default
+    /// 10): what the SMSC's operator allows. Past a few thousand replies a second, 10 in
+    /// flight is what limits them.
+    pub smpp_window: u32,
     pub redis_url: Option<String>,
     /// Put before every key this process writes to Redis (several deployments, or test runs,
     /// may share one Redis).
@@ -105,6 +109,20 @@ pub enum ConfigError {
     File { path: String, reason: String },
 }
 
+/// A whole number from 1 to 1000, when given.
+fn one_to_1000(var: &'static str, raw: Option<String>) -> Result<Option<u32>, ConfigError> {
+    raw.map(|v| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or(ConfigError::Invalid(
+                var,
+                "expected a whole number from 1 to 1000",
+            ))
+    })
+    .transpose()
+}
+
 /// The variable naming the optional config file.
 pub const CONFIG_FILE_VAR: &str = "OPENHALL_CONFIG";
 
@@ -112,6 +130,7 @@ pub const CONFIG_FILE_VAR: &str = "OPENHALL_CONFIG";
 pub const FILE_KEYS: &[(&str, &str)] = &[
     ("database_url", "DATABASE_URL"),
     ("db_connections", "OPENHALL_DB_CONNECTIONS"),
+    ("smpp_window", "OPENHALL_SMPP_WINDOW"),
     ("redis_url", "REDIS_URL"),
     ("redis_prefix", "OPENHALL_REDIS_PREFIX"),
     ("http_addr", "OPENHALL_HTTP_ADDR"),
@@ -257,17 +276,9 @@ impl Config {
         };
         Ok(Self {
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/openhall.db".into()),
-            db_connections: get("OPENHALL_DB_CONNECTIONS")
-                .map(|v| {
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or(ConfigError::Invalid(
-                            "OPENHALL_DB_CONNECTIONS",
-                            "expected a whole number from 1 to 1000",
-                        ))
-                })
-                .transpose()?,
+            db_connections: one_to_1000("OPENHALL_DB_CONNECTIONS", get("OPENHALL_DB_CONNECTIONS"))?,
+            smpp_window: one_to_1000("OPENHALL_SMPP_WINDOW", get("OPENHALL_SMPP_WINDOW"))?
+                .unwrap_or(10),
             redis_url: get("REDIS_URL"),
             redis_prefix: get("OPENHALL_REDIS_PREFIX").unwrap_or_else(|| "openhall:".into()),
             http_addr: get("OPENHALL_HTTP_ADDR")
@@ -351,6 +362,21 @@ mod tests {
         assert_eq!(c.gateway_http_addr.unwrap().port(), 9101);
         assert!(cfg(&[("OPENHALL_GATEWAY_HTTP_ADDR", "3001")]).is_err());
         assert!(cfg(&[("OPENHALL_LOG_FORMAT", "xml")]).is_err());
+    }
+
+    #[test]
+    fn the_smpp_window() {
+        assert_eq!(cfg(&[]).unwrap().smpp_window, 10);
+        assert_eq!(
+            cfg(&[("OPENHALL_SMPP_WINDOW", "64")]).unwrap().smpp_window,
+            64
+        );
+        for bad in ["0", "1001", "wide"] {
+            assert!(matches!(
+                cfg(&[("OPENHALL_SMPP_WINDOW", bad)]),
+                Err(ConfigError::Invalid("OPENHALL_SMPP_WINDOW", _))
+            ));
+        }
     }
 
     #[test]

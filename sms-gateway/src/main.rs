@@ -73,7 +73,7 @@ async fn run() -> Result<()> {
         .with_context(|| format!("cannot open the database at {}", redact(&cfg.database_url)))?;
 
     let mut simulator = None;
-    let esme_config = match (&cfg.smsc, with_simulator) {
+    let mut esme_config = match (&cfg.smsc, with_simulator) {
         (Some(_), true) => {
             anyhow::bail!("--with-simulator and OPENHALL_SMSC are both given: choose one")
         }
@@ -111,6 +111,7 @@ async fn run() -> Result<()> {
         }
     };
 
+    esme_config.window = cfg.smpp_window as usize;
     let gateway = Gateway::start(hall.clone(), esme_config, Arc::new(Commands));
     let observe = match cfg.gateway_http_addr {
         Some(addr) => observe::serve(addr, hall, gateway.clone()).await,
