@@ -66,6 +66,9 @@ fn bind(mut q: AnyQuery<'_>, args: Vec<Arg>) -> AnyQuery<'_> {
     q
 }
 
+/// What sqlx's Any driver calls SQLite (its `Database::NAME`).
+const SQLITE: &str = "SQLite";
+
 /// The rows of each read of a batch, in the order the reads were given.
 pub(crate) struct Rows(std::vec::IntoIter<Vec<AnyRow>>);
 
@@ -83,7 +86,7 @@ pub(crate) async fn fetch_each(
     reads: impl IntoIterator<Item = Read>,
 ) -> Result<Rows> {
     let reads: Vec<Read> = reads.into_iter().collect();
-    if conn.backend_name() != "SQLite" || reads.len() < 2 {
+    if conn.backend_name() != SQLITE || reads.len() < 2 {
         let mut out = Vec::with_capacity(reads.len());
         for r in reads {
             out.push(r.fetch(conn).await?);
@@ -190,6 +193,8 @@ mod tests {
             .await
             .unwrap();
         let mut conn = db.pool().acquire().await.unwrap();
+        // Else fetch_each would quietly run the reads one by one.
+        assert_eq!(conn.backend_name(), SQLITE);
         sqlx::query("CREATE TABLE t (k TEXT, v BIGINT)")
             .execute(&mut *conn)
             .await
