@@ -284,6 +284,17 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A database of its own on a fresh SQLite file (kept while the directory lives), for tests
+/// of the storage layer that need SQLite whatever `DATABASE_URL` says.
+#[cfg(test)]
+pub(crate) async fn scratch_sqlite() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("x.db").display()))
+        .await
+        .unwrap();
+    (dir, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,10 +346,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rewritten_statement_binds_the_same_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("x.db").display()))
-            .await
-            .unwrap();
+        let (_dir, db) = scratch_sqlite().await;
         let sql = "SELECT $1 || '-' || $2 || '-' || $3";
         assert!(matches!(db.sql(sql), Cow::Owned(_)));
         let out_of_order = std::panic::AssertUnwindSafe(|| db.batch_sql("SELECT $2, $1").len());

@@ -163,7 +163,7 @@ mod tests {
     use sqlx::Row;
 
     use super::*;
-    use crate::store::Db;
+    use crate::store::db::scratch_sqlite;
 
     #[test]
     fn later_reads_number_their_parameters_after_the_earlier_ones() {
@@ -188,10 +188,7 @@ mod tests {
     /// rows, on a real database (SQLite here; the PostgreSQL path runs them one by one).
     #[tokio::test]
     async fn a_batch_returns_each_reads_rows_as_it_would_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("x.db").display()))
-            .await
-            .unwrap();
+        let (_dir, db) = scratch_sqlite().await;
         let mut conn = db.pool().acquire().await.unwrap();
         // Else fetch_each would quietly run the reads one by one.
         assert_eq!(conn.backend_name(), SQLITE);
