@@ -1,7 +1,9 @@
 //! Sends the outbox: every SMS the hall queued (command replies, codes, notices), from the
 //! short code, over the SMPP link.
 //!
-//! While the link is bound: claim a batch of due messages, send them with up to `window`
+//! While the link is bound: take a batch (replies handed over by the writer as it queued them,
+//! or due messages claimed from the outbox: codes and notices, retries, claims another
+//! gateway left, replies queued while this drainer was behind), send them with up to `window`
 //! messages in flight (the link's own window also bounds segments), and record each outcome:
 //! accepted → `outbox_sent` with the SMSC's message ids (receipts are matched against them);
 //! link down, timed out or still throttled after the link's retries → `outbox_failed`, retried
@@ -9,10 +11,11 @@
 //! number go one after the other, so a handset gets its replies in order.
 //!
 //! Throughput (issue 4): the sends of a batch that the SMSC accepted are recorded together,
-//! in one transaction once the batch's submits are done (failures, rare, one by one), by a
-//! recorder task while the next batch is claimed and sent.
+//! once the batch's submits are done (failures, rare, one by one), by the gateway's writer
+//! while the next batch is sent.
 //!
-//! Nothing is claimed while the link is down, so an outage does not burn attempts. If this
+//! Nothing is claimed while the link is down, so an outage does not burn attempts (replies
+//! handed over then are given back). If this
 //! process dies with messages claimed, the hall hands them to another sender when the claim
 //! expires; a message that had reached the SMSC then goes twice (SMPP offers no better).
 use std::collections::HashMap;
@@ -21,9 +24,11 @@ use std::sync::Arc;
 use app::service::sms::OutboundSms;
 use app::Hall;
 use futures::StreamExt;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::handoff::Handed;
+use super::writer::Job;
 use super::{masked, Counters, RuntimeOptions};
 use crate::smpp::{EsmeHandle, SubmitError};
 
@@ -34,6 +39,8 @@ pub(crate) struct Drainer {
     /// Most messages in flight at once (the link's window).
     pub window: usize,
     pub outbox_ready: Arc<Notify>,
+    pub handed: Handed<OutboundSms>,
+    pub to_writer: mpsc::Sender<Job>,
     pub counters: Arc<Counters>,
     pub stop: CancellationToken,
 }
@@ -55,42 +62,17 @@ pub(crate) fn by_number(batch: Vec<OutboundSms>) -> Vec<Vec<OutboundSms>> {
     groups
 }
 
-/// Records the messages the SMSC accepted, a batch at a time, each in one transaction.
-async fn record_sent(
-    hall: Hall,
-    mut batches: mpsc::Receiver<Vec<(i64, Vec<String>)>>,
-    counters: Arc<Counters>,
-) {
-    while let Some(accepted) = batches.recv().await {
-        match hall.outbox_sent_batch(&accepted).await {
-            // Counted once recorded, so whoever reads the counters finds the outbox agreeing.
-            Ok(()) => {
-                for _ in &accepted {
-                    Counters::bump(&counters.mt_sent);
-                }
-            }
-            Err(e) => {
-                // Left claimed: the hall hands them out again when the claim expires, so
-                // messages the SMSC accepted may go twice — better than ones never sent.
-                tracing::error!(count = accepted.len(), error = %e.operator_detail(),
-                    "cannot record the sending of accepted MT");
-            }
-        }
-    }
-}
-
 impl Drainer {
-    pub(crate) async fn run(self) {
-        let (to_record, accepted) = mpsc::channel(2);
-        let recorder = tokio::spawn(record_sent(
-            self.hall.clone(),
-            accepted,
-            self.counters.clone(),
-        ));
+    pub(crate) async fn run(mut self) {
         let mut bound = self.esme.bound_watch();
         // Set once stopping: what is due (the worker's last replies among it) is still sent
         // while the link is up, until nothing is left or this deadline passes.
         let mut deadline: Option<tokio::time::Instant> = None;
+        // Whether to look in the outbox for messages nobody handed over: at first, when woken
+        // by a poll or a notice, after a full batch, and at least every poll interval.
+        let mut look = true;
+        let mut next_look = tokio::time::Instant::now();
+        let mut writer_gone = false;
         loop {
             let stopping = self.stop.is_cancelled();
             if stopping {
@@ -102,6 +84,7 @@ impl Drainer {
                 }
             }
             if !*bound.borrow_and_update() {
+                self.give_back().await;
                 if stopping {
                     break;
                 }
@@ -110,64 +93,113 @@ impl Drainer {
                     _ = bound.changed() => {}
                     _ = tokio::time::sleep(self.options.poll) => {}
                 }
+                look = true;
                 continue;
             }
-            let batch = match self.hall.claim_outbox(self.options.outbox_batch).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e.operator_detail(), "cannot claim the outbox");
-                    Vec::new()
-                }
-            };
+            let now = tokio::time::Instant::now();
+            if now >= next_look {
+                look = true;
+                next_look = now + self.options.poll;
+            }
+            let mut batch = Vec::new();
+            if look {
+                batch = match self.hall.claim_outbox(self.options.outbox_batch).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e.operator_detail(), "cannot claim the outbox");
+                        Vec::new()
+                    }
+                };
+                look = batch.len() as i64 >= self.options.outbox_batch;
+            }
+            if batch.is_empty() {
+                batch = self.handed.try_next().unwrap_or_default();
+            }
             if batch.is_empty() {
                 if stopping {
                     break;
                 }
                 tokio::select! {
                     _ = self.stop.cancelled() => {}
-                    _ = self.outbox_ready.notified() => {}
-                    _ = tokio::time::sleep(self.options.poll) => {}
+                    b = self.handed.next(), if !writer_gone => match b {
+                        Some(b) => {
+                            if self.send_batch(b).await {
+                                break;
+                            }
+                        }
+                        None => writer_gone = true,
+                    },
+                    _ = self.outbox_ready.notified() => look = true,
+                    _ = tokio::time::sleep(self.options.poll) => look = true,
+                    _ = bound.changed() => {}
                 }
                 continue;
             }
-            // A claimed batch is finished even when stopping, within shutdown_timeout: the
-            // link stays up until the drainer returns.
-            let this = &self;
-            let accepted: std::sync::Mutex<Vec<(i64, Vec<String>)>> = Default::default();
-            let accepted = &accepted;
-            let send = futures::stream::iter(by_number(batch)).for_each_concurrent(
-                self.window,
-                |group| async move {
-                    for sms in group {
-                        if let Some(sent) = this.send(sms).await {
-                            accepted.lock().unwrap().push(sent);
-                        }
-                    }
-                },
-            );
-            tokio::pin!(send);
-            let mut give_up = false;
-            tokio::select! {
-                _ = &mut send => {}
-                _ = self.stop.cancelled() => {
-                    if tokio::time::timeout(self.options.shutdown_timeout, &mut send).await.is_err() {
-                        tracing::warn!("stopping with outbox messages still in flight; they will be sent again when their claim expires");
-                        give_up = true;
-                    }
-                }
-            }
-            let accepted = std::mem::take(&mut *accepted.lock().unwrap());
-            // Recorded by the recorder while the next batch is claimed and sent.
-            if !accepted.is_empty() && to_record.send(accepted).await.is_err() {
-                tracing::error!("the MT recorder stopped; accepted MT will be sent again when their claim expires");
-            }
-            if give_up {
+            if self.send_batch(batch).await {
                 break;
             }
         }
-        drop(to_record);
-        let _ = recorder.await;
+        self.give_back().await;
+        // What the SMSC accepted is recorded before the link is let go.
+        let (flushed, wait) = oneshot::channel();
+        if self.to_writer.send(Job::Flush(flushed)).await.is_ok() {
+            let _ = wait.await;
+        }
         tracing::debug!("outbox drainer stopped");
+    }
+
+    /// Replies handed over that this drainer will not send now (the link is down, or it is
+    /// stopping) are queued again, for whichever sender is up.
+    async fn give_back(&mut self) {
+        let mut left: Vec<i64> = Vec::new();
+        while let Some(b) = self.handed.try_next() {
+            left.extend(b.iter().map(|m| m.id));
+        }
+        if self.stop.is_cancelled() {
+            left.extend(self.handed.close().iter().map(|m| m.id));
+        }
+        if let Err(e) = self.hall.release_outbox(&left).await {
+            tracing::warn!(count = left.len(), error = %e.operator_detail(),
+                "cannot give back claimed replies; they are sent when the claim expires");
+        }
+    }
+
+    /// Sends a batch, messages to one number in order, up to the window at once, and hands
+    /// what the SMSC accepted to the writer. Returns whether to give up (stopping, and the
+    /// batch did not finish in time).
+    async fn send_batch(&self, batch: Vec<OutboundSms>) -> bool {
+        // A batch in hand is finished even when stopping, within shutdown_timeout: the
+        // link stays up until the drainer returns.
+        let this = self;
+        let accepted: std::sync::Mutex<Vec<(i64, Vec<String>)>> = Default::default();
+        let accepted = &accepted;
+        let send = futures::stream::iter(by_number(batch)).for_each_concurrent(
+            self.window,
+            |group| async move {
+                for sms in group {
+                    if let Some(sent) = this.send(sms).await {
+                        accepted.lock().unwrap().push(sent);
+                    }
+                }
+            },
+        );
+        tokio::pin!(send);
+        let mut give_up = false;
+        tokio::select! {
+            _ = &mut send => {}
+            _ = self.stop.cancelled() => {
+                if tokio::time::timeout(self.options.shutdown_timeout, &mut send).await.is_err() {
+                    tracing::warn!("stopping with outbox messages still in flight; they will be sent again when their claim expires");
+                    give_up = true;
+                }
+            }
+        }
+        let accepted = std::mem::take(&mut *accepted.lock().unwrap());
+        // Recorded by the writer while the next batch is sent.
+        if !accepted.is_empty() && self.to_writer.send(Job::Sent(accepted)).await.is_err() {
+            tracing::error!("the gateway writer stopped; accepted MT will be sent again when their claim expires");
+        }
+        give_up
     }
 
     /// Sends one message. Accepted: returns it with its message ids, to be recorded with the

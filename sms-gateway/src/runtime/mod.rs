@@ -1,21 +1,25 @@
 //! The gateway runtime (issue 4): everything between the SMPP link and the command handler.
 //!
 //! ```text
-//!  SMSC ──deliver_sm──▶ Inbox (MoHandler) ──receive_mo──▶ sms_inbox ──claim_mo──▶ Worker
-//!       ◀─deliver_sm_resp─┘ (only after the MO is stored)                          │
-//!                                                     CommandHandler::handle ◀──────┘
-//!                                                     complete_mo(id, reply) ──▶ outbox
-//!  SMSC ◀──submit_sm── Drainer ◀──claim_outbox── outbox (replies and every other SMS)
+//!  SMSC ──deliver_sm──▶ Inbox (MoHandler) ──▶ Writer ──▶ sms_inbox (claimed) ──handed──▶ Worker
+//!       ◀─deliver_sm_resp─┘ (only after the round holding the MO has committed)          │
+//!                                               CommandHandler::handle ◀───────────────────┘
+//!                                     Writer ◀── completed (id, reply)
+//!                                       └──▶ outbox (replies claimed) ──handed──▶ Drainer
+//!  SMSC ◀──submit_sm── Drainer (also claims from the outbox: codes, notices, retries)
 //! ```
+//!
+//! - The [`writer`] writes all of the gateway's changes in rounds, one transaction each, and
+//!   hands what it stored straight to the loop that handles it.
 //!
 //! - The [`inbox::Inbox`] acknowledges an MO only once the hall has stored it (a redelivery the
 //!   hall recognises is acknowledged too); when storing fails the SMSC is told
 //!   ESME_RX_T_APPN and delivers it again, so nothing is lost. Receipts go to the outbox.
-//! - The [`worker`] claims stored MO, runs the command handler, and completes each MO with its
+//! - The [`worker`] takes stored MO, runs the command handler, and completes each MO with its
 //!   reply in one transaction. Only MO addressed to the short code (or a sub-address of it,
 //!   e.g. `1008601`) are commands; MO to any other number the SMSC routes to us are stored and
 //!   completed without a reply.
-//! - The [`drainer`] claims due outbox messages and submits them, up to the link's window at
+//! - The [`drainer`] takes due outbox messages and submits them, up to the link's window at
 //!   once (messages to one number in order), and records sent / retry / failed.
 //!
 //! Both loops wake on a [`Notify`] (an MO stored here, a reply queued here) and also poll
@@ -24,8 +28,10 @@
 pub(crate) use crate::smpp::masked;
 
 pub mod drainer;
+mod handoff;
 pub mod inbox;
 pub mod worker;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::Hall;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -196,20 +202,43 @@ impl Gateway {
         let stop_drainer = CancellationToken::new();
         let window = esme_config.window.max(1);
 
+        // Bounded: when writing falls behind, the link's handlers wait here (and the SMSC's
+        // window fills) instead of memory growing.
+        let (to_store, stores) = mpsc::channel(writer::MO_BATCH * 8);
+        let (to_writer, jobs) = mpsc::channel(writer::JOBS_PER_ROUND * 4);
+        let (to_worker, handed_mo) = handoff::handoff();
+        let (to_drainer, handed_mt) = handoff::handoff();
         let inbox = Arc::new(Inbox::new(
-            hall.clone(),
-            mo_arrived.clone(),
+            to_store,
+            to_writer.clone(),
             counters.clone(),
             options.receipt_wait,
         ));
         let esme = Esme::connect(esme_config, wrap(inbox));
+        // Ends when every sender (the inbox, the worker, the drainer) has gone.
+        tokio::spawn(
+            writer::Writer {
+                hall: hall.clone(),
+                stores,
+                jobs,
+                to_worker,
+                to_drainer,
+                bound: esme.bound_watch(),
+                mo_arrived: mo_arrived.clone(),
+                outbox_ready: outbox_ready.clone(),
+                counters: counters.clone(),
+                options: options.clone(),
+            }
+            .run(),
+        );
 
         let worker = worker::Worker {
             hall: hall.clone(),
             handler,
             options: options.clone(),
             mo_arrived,
-            outbox_ready: outbox_ready.clone(),
+            handed: handed_mo,
+            to_writer: to_writer.clone(),
             counters: counters.clone(),
             stop: stop_worker.clone(),
         };
@@ -219,6 +248,8 @@ impl Gateway {
             options,
             window,
             outbox_ready,
+            handed: handed_mt,
+            to_writer,
             counters: counters.clone(),
             stop: stop_drainer.clone(),
         };

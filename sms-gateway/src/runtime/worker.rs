@@ -1,11 +1,13 @@
-//! Handles stored MO: claim a batch, run the command handler on its MO, and complete the
-//! batch with the replies in one call (the hall queues the replies in the same transaction as
-//! it marks the MO handled, so an MO is answered once even if this process dies half-way).
+//! Handles stored MO: take a batch (handed over by the writer as it stored them, or claimed
+//! from the inbox: MO another gateway left, or stored while this worker was behind), run the
+//! command handler on its MO, and hand the batch with its replies to the writer, which marks
+//! them handled and queues the replies in one transaction (so an MO is answered once even if
+//! this process dies half-way).
 //!
 //! Throughput (issue 4): a batch's senders are handled concurrently (at most
 //! [`HANDLER_CONCURRENCY`] at once), each sender's MO one after the other in the order they
 //! arrived — `KTEDU10` then `是` must run in that order — and the whole batch is completed in
-//! one transaction — by a completer task, batch after batch, while the next batch is handled.
+//! one round of the writer while the next batch is handled.
 //!
 //! A handler that panics or runs past [`RuntimeOptions::handler_timeout`] does not stop the
 //! loop: the MO is left claimed, and the hall hands it out again when the claim expires. After
@@ -18,9 +20,11 @@ use std::sync::Arc;
 use app::service::sms::InboxMo;
 use app::Hall;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::handoff::Handed;
+use super::writer::Job;
 use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions};
 
 /// In-process memory of handler failures is capped (ids of MO that another instance finished
@@ -34,48 +38,10 @@ pub(crate) struct Worker {
     pub handler: Arc<dyn CommandHandler>,
     pub options: RuntimeOptions,
     pub mo_arrived: Arc<Notify>,
-    pub outbox_ready: Arc<Notify>,
+    pub handed: Handed<InboxMo>,
+    pub to_writer: mpsc::Sender<Job>,
     pub counters: Arc<Counters>,
     pub stop: CancellationToken,
-}
-
-/// A handled batch: `(inbox id, reply)` in arrival order, and when each was received.
-type Completion = (
-    Vec<(i64, Option<String>)>,
-    Vec<chrono::DateTime<chrono::Utc>>,
-);
-
-/// Marks handled batches done and queues their replies, one batch after the other.
-async fn complete(
-    hall: Hall,
-    mut completions: mpsc::Receiver<Completion>,
-    counters: Arc<Counters>,
-    outbox_ready: Arc<Notify>,
-) {
-    while let Some((done, received)) = completions.recv().await {
-        match hall.complete_mo_batch(&done).await {
-            Ok(()) => {
-                // Stored → answered (reply queued), the part of a reply's latency that is ours.
-                let now = chrono::Utc::now();
-                for at in &received {
-                    let secs = (now - *at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-                    metrics::histogram!("openhall_mo_reply_seconds").record(secs);
-                }
-                for (_, reply) in &done {
-                    Counters::bump(&counters.mo_handled);
-                    if reply.is_some() {
-                        Counters::bump(&counters.replies_queued);
-                    }
-                }
-                // The handlers may also have queued other messages (a subscription notice).
-                outbox_ready.notify_one();
-            }
-            Err(e) => {
-                tracing::warn!(count = done.len(), error = %e.operator_detail(),
-                    "cannot complete a batch of MO; they will be handled again when their claim expires");
-            }
-        }
-    }
 }
 
 enum Outcome {
@@ -85,18 +51,17 @@ enum Outcome {
 }
 
 impl Worker {
-    pub(crate) async fn run(self) {
-        let (to_complete, completions) = mpsc::channel(2);
-        let completer = tokio::spawn(complete(
-            self.hall.clone(),
-            completions,
-            self.counters.clone(),
-            self.outbox_ready.clone(),
-        ));
+    pub(crate) async fn run(mut self) {
         let mut failures: HashMap<i64, u32> = HashMap::new();
         // Set once stopping: MO already stored (and so acknowledged) are still handled, until
         // none is left or this deadline passes; the rest wait for the next gateway.
         let mut deadline: Option<tokio::time::Instant> = None;
+        // Whether to look in the inbox for MO nobody handed over (left by another gateway,
+        // given back, or stored while this worker was gone): at first, when woken by a poll or
+        // a notice, after a full batch, and at least every poll interval.
+        let mut look_in_inbox = true;
+        let mut next_look = tokio::time::Instant::now();
+        let mut writer_gone = false;
         loop {
             if self.stop.is_cancelled() {
                 let d = *deadline.get_or_insert_with(|| {
@@ -106,18 +71,29 @@ impl Worker {
                     break;
                 }
             }
-            let batch = match self.hall.claim_mo(self.options.mo_batch).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e.operator_detail(), "cannot claim stored MO");
-                    Vec::new()
-                }
-            };
-            let full = batch.len() as i64 >= self.options.mo_batch;
-            // A claimed batch is finished even when stopping: each MO is quick, and leaving
+            let now = tokio::time::Instant::now();
+            if now >= next_look {
+                look_in_inbox = true;
+                next_look = now + self.options.poll;
+            }
+            let mut batch = Vec::new();
+            if look_in_inbox {
+                batch = match self.hall.claim_mo(self.options.mo_batch).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e.operator_detail(), "cannot claim stored MO");
+                        Vec::new()
+                    }
+                };
+                look_in_inbox = batch.len() as i64 >= self.options.mo_batch;
+            }
+            if batch.is_empty() {
+                batch = self.handed.try_next().unwrap_or_default();
+            }
+            // A batch in hand is finished even when stopping: each MO is quick, and leaving
             // them claimed would delay their answers by the claim timeout.
-            self.handle_batch(batch, &mut failures, &to_complete).await;
-            if full {
+            if !batch.is_empty() {
+                self.handle_batch(batch, &mut failures).await;
                 continue;
             }
             if self.stop.is_cancelled() {
@@ -125,23 +101,31 @@ impl Worker {
             }
             tokio::select! {
                 _ = self.stop.cancelled() => {}
-                _ = self.mo_arrived.notified() => {}
-                _ = tokio::time::sleep(self.options.poll) => {}
+                b = self.handed.next(), if !writer_gone => match b {
+                    Some(b) => self.handle_batch(b, &mut failures).await,
+                    None => writer_gone = true,
+                },
+                _ = self.mo_arrived.notified() => look_in_inbox = true,
+                _ = tokio::time::sleep(self.options.poll) => look_in_inbox = true,
             }
         }
-        drop(to_complete);
-        let _ = completer.await;
+        // Handed over and not handled: given back for the next gateway at once.
+        let left: Vec<i64> = self.handed.close().iter().map(|m| m.id).collect();
+        if let Err(e) = self.hall.release_mo(&left).await {
+            tracing::warn!(count = left.len(), error = %e.operator_detail(),
+                "cannot give back claimed MO; they are handled when the claim expires");
+        }
+        // The last completions are written before the drainer is told to stop.
+        let (flushed, wait) = oneshot::channel();
+        if self.to_writer.send(Job::Flush(flushed)).await.is_ok() {
+            let _ = wait.await;
+        }
         tracing::debug!("MO worker stopped");
     }
 
     /// Runs the handler over a claimed batch (senders concurrently, each sender in order),
     /// then completes every MO that got an answer in one call.
-    async fn handle_batch(
-        &self,
-        batch: Vec<InboxMo>,
-        failures: &mut HashMap<i64, u32>,
-        to_complete: &mpsc::Sender<Completion>,
-    ) {
+    async fn handle_batch(&self, batch: Vec<InboxMo>, failures: &mut HashMap<i64, u32>) {
         if batch.is_empty() {
             return;
         }
@@ -206,11 +190,16 @@ impl Worker {
         for (id, _) in &done {
             failures.remove(id);
         }
-        // Completed by the completer while this loop handles the next batch; one batch after
+        // Completed by the writer while this loop handles the next batch; one batch after
         // the other, so replies keep their order across batches too.
-        if to_complete.send((done, received)).await.is_err() {
+        if self
+            .to_writer
+            .send(Job::Completed(done, received))
+            .await
+            .is_err()
+        {
             tracing::error!(
-                "the MO completer stopped; the batch will be handled again when its claim expires"
+                "the gateway writer stopped; the batch will be handled again when its claim expires"
             );
         }
     }

@@ -1,0 +1,478 @@
+//! The outbox as the gateway drains it: claim, sent, retry, delivery receipts. Several
+//! gateways may share one database: claims are conditional updates.
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+
+use super::{OutboundSms, CHUNK, CLAIM_TIMEOUT_MS, MAX_ATTEMPTS, SENT_CODE_PLACEHOLDER};
+use crate::error::Result;
+use crate::hall::Hall;
+use crate::store::db::{placeholders, Tx};
+
+impl OutboundSms {
+    /// From a row of `id, msisdn, kind, body, attempts`.
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(OutboundSms {
+            id: r.try_get(0)?,
+            msisdn: r.try_get(1)?,
+            kind: r.try_get(2)?,
+            body: r.try_get(3)?,
+            attempts: r.try_get(4)?,
+        })
+    }
+}
+
+impl Hall {
+    /// Claims up to `limit` due outbox messages for sending: queued ones whose time has come,
+    /// and ones another sender claimed and did not finish in time.
+    pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboundSms>> {
+        let now = self.now_ms();
+        let mut tx = self.db().begin().await?;
+        // `status IN (…)` first: the condition of the partial index `outbox_due`.
+        let due = "status IN ('queued', 'sending') AND \
+                   ((status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2))";
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT id FROM outbox WHERE {due} ORDER BY id LIMIT $3) AND ({due}) \
+             RETURNING id, msisdn, kind, body, attempts"
+        ))
+        .bind(now)
+        .bind(now - CLAIM_TIMEOUT_MS)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<OutboundSms> = rows
+            .iter()
+            .map(OutboundSms::from_row)
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    /// Claims up to `limit` queued messages whose time has come, inside the caller's
+    /// transaction (claims that expired are left to [`Hall::claim_outbox`]).
+    pub(crate) async fn claim_queued_in(
+        &self,
+        tx: &mut Tx,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<OutboundSms>> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
+               SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND status = 'queued' \
+               AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
+             AND status = 'queued' \
+             RETURNING id, msisdn, kind, body, attempts",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(OutboundSms::from_row).collect()
+    }
+
+    /// Gives back claimed messages the caller will not send after all (the link went down,
+    /// or it is stopping): queued again at once, the attempt not counted.
+    pub async fn release_outbox(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().begin().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts - 1 \
+                 WHERE id IN ({}) AND status = 'sending'",
+                placeholders(1, chunk.len(), 1)
+            );
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the SMSC accepted every part of a message.
+    pub async fn outbox_sent(&self, id: i64, message_ids: &[String]) -> Result<()> {
+        self.outbox_sent_batch(&[(id, message_ids.to_vec())]).await
+    }
+
+    /// Records, in one transaction, that the SMSC accepted every part of each message
+    /// `(outbox id, the parts' message ids)`.
+    pub async fn outbox_sent_batch(&self, sent: &[(i64, Vec<String>)]) -> Result<()> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().begin().await?;
+        self.outbox_sent_in(&mut tx, sent, self.now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Hall::outbox_sent_batch`] inside the caller's transaction.
+    pub(crate) async fn outbox_sent_in(
+        &self,
+        tx: &mut Tx,
+        sent: &[(i64, Vec<String>)],
+        now: i64,
+    ) -> Result<()> {
+        for chunk in sent.chunks(CHUNK) {
+            // One statement for the chunk: each message gets its own ids through a CASE.
+            // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
+            let cases: String = (0..chunk.len())
+                .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL, \
+                 body = CASE WHEN kind = 'code' THEN $2 ELSE body END, \
+                 message_id = CASE id{cases} END WHERE id IN ({})",
+                placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
+            );
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql).bind(now).bind(SENT_CODE_PLACEHOLDER);
+            for (id, message_ids) in chunk {
+                q = q.bind(id).bind(message_ids.join(","));
+            }
+            for (id, _) in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        let parts: Vec<(&str, i64, i64)> = sent
+            .iter()
+            .flat_map(|(id, mids)| {
+                mids.iter()
+                    .enumerate()
+                    .map(move |(part, mid)| (mid.as_str(), *id, part as i64 + 1))
+            })
+            .collect();
+        for chunk in parts.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
+                 ON CONFLICT (message_id) DO NOTHING",
+                placeholders(1, chunk.len(), 3)
+            );
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for (mid, id, part) in chunk {
+                q = q.bind(*mid).bind(*id).bind(*part);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried with back-off (30 s, 1 min, 2 min … 30 min), or given
+    /// up after `MAX_ATTEMPTS` or when `permanent`.
+    pub async fn outbox_failed(&self, id: i64, error: &str, permanent: bool) -> Result<()> {
+        let now = self.now_ms();
+        let row = sqlx::query("SELECT attempts FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db().pool())
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let attempts: i64 = row.try_get(0)?;
+        let give_up = permanent || attempts >= MAX_ATTEMPTS;
+        let delay = (30_000i64 << (attempts - 1).clamp(0, 6)).min(30 * 60_000);
+        sqlx::query("UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3 WHERE id = $4 AND status = 'sending'")
+            .bind(if give_up { "failed" } else { "queued" })
+            .bind(now + delay)
+            .bind(error)
+            .bind(id)
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a delivery receipt for one part; the message counts as delivered when every
+    /// part is. Returns false for a message id this hall did not send.
+    pub async fn outbox_receipt(&self, message_id: &str, stat: &str) -> Result<bool> {
+        let matched = self
+            .outbox_receipt_batch(&[(message_id.to_owned(), stat.to_owned())])
+            .await?;
+        Ok(matched[0])
+    }
+
+    /// Records delivery receipts `(message id, stat)` in one transaction; returns, in order,
+    /// whether each matched a part the outbox knows. A message counts as delivered when every
+    /// one of its parts is.
+    pub async fn outbox_receipt_batch(&self, receipts: &[(String, String)]) -> Result<Vec<bool>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.db().begin().await?;
+        let matched = self
+            .outbox_receipts_in(&mut tx, receipts, self.now_ms())
+            .await?;
+        tx.commit().await?;
+        Ok(matched)
+    }
+
+    /// [`Hall::outbox_receipt_batch`] inside the caller's transaction.
+    pub(crate) async fn outbox_receipts_in(
+        &self,
+        tx: &mut Tx,
+        receipts: &[(String, String)],
+        now: i64,
+    ) -> Result<Vec<bool>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A receipt repeated within the batch counts with its last status, as it would have
+        // one after the other.
+        let mut last: HashMap<&str, &str> = HashMap::with_capacity(receipts.len());
+        for (message_id, stat) in receipts {
+            last.insert(message_id, stat);
+        }
+        let mut distinct: Vec<(&str, &str)> = last.into_iter().collect();
+        // In a fixed order, so that two writers never lock the same parts in opposite orders.
+        distinct.sort_unstable();
+        let mut known: HashSet<String> = HashSet::with_capacity(distinct.len());
+        let mut messages: Vec<i64> = Vec::new();
+        for chunk in distinct.chunks(CHUNK) {
+            // One statement for the chunk (one round trip, not one a receipt): each part gets
+            // its own status through a CASE.
+            let cases: String = (0..chunk.len())
+                .map(|i| format!(" WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
+                .collect();
+            let sql = format!(
+                "UPDATE outbox_parts SET receipt_at = $1, stat = CASE message_id{cases} END \
+                 WHERE message_id IN ({}) RETURNING message_id, outbox_id, stat",
+                placeholders(2 + 2 * chunk.len(), chunk.len(), 1)
+            );
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql).bind(now);
+            for (message_id, stat) in chunk {
+                q = q.bind(*message_id).bind(*stat);
+            }
+            for (message_id, _) in chunk {
+                q = q.bind(*message_id);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let stat: String = row.try_get(2)?;
+                if stat == "DELIVRD" {
+                    messages.push(row.try_get(1)?);
+                }
+                known.insert(row.try_get(0)?);
+            }
+        }
+        let matched = receipts
+            .iter()
+            .map(|(message_id, _)| known.contains(message_id))
+            .collect();
+        messages.sort_unstable();
+        messages.dedup();
+        for chunk in messages.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
+                   SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
+            );
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(matched)
+    }
+
+    /// Messages waiting to be sent (for metrics and the handset page).
+    pub async fn outbox_depth(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')")
+                .fetch_one(self.db().pool())
+                .await?
+                .try_get(0)?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestHall;
+    use chrono::Duration as D;
+
+    /// A two-part message sent as `p1` and `p2`: its outbox id.
+    async fn sent_in_two_parts(t: &TestHall) -> i64 {
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent(b[0].id, &["p1".into(), "p2".into()])
+            .await
+            .unwrap();
+        b[0].id
+    }
+
+    async fn delivered(t: &TestHall, id: i64) -> bool {
+        let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(t.db().pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        at.is_some()
+    }
+
+    #[tokio::test]
+    async fn receipts_are_recorded_together_and_unknown_ids_reported() {
+        let t = TestHall::empty().await;
+        let id = sent_in_two_parts(&t).await;
+        let r = |id: &str| (id.to_owned(), "DELIVRD".to_owned());
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p1"), r("nope"), r("p2")])
+                .await
+                .unwrap(),
+            vec![true, false, true]
+        );
+        assert!(delivered(&t, id).await, "both parts in one batch");
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_keeps_its_message_undelivered_and_a_repeat_counts_its_last_status() {
+        let t = TestHall::empty().await;
+        let id = sent_in_two_parts(&t).await;
+        let r = |id: &str, stat: &str| (id.to_owned(), stat.to_owned());
+        let stats = || async {
+            let rows =
+                sqlx::query("SELECT stat FROM outbox_parts WHERE outbox_id = $1 ORDER BY part")
+                    .bind(id)
+                    .fetch_all(t.db().pool())
+                    .await
+                    .unwrap();
+            rows.iter()
+                .map(|row| row.try_get::<Option<String>, _>(0).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p1", "DELIVRD"), r("p2", "UNDELIV")])
+                .await
+                .unwrap(),
+            vec![true, true]
+        );
+        assert!(!delivered(&t, id).await, "one part was not delivered");
+        assert_eq!(
+            stats().await,
+            vec![Some("DELIVRD".to_owned()), Some("UNDELIV".to_owned())]
+        );
+        // The SMSC retried the part and reports twice in one batch: the last report counts.
+        assert_eq!(
+            t.outbox_receipt_batch(&[r("p2", "ENROUTE"), r("p2", "DELIVRD")])
+                .await
+                .unwrap(),
+            vec![true, true]
+        );
+        assert_eq!(
+            stats().await,
+            vec![Some("DELIVRD".to_owned()), Some("DELIVRD".to_owned())]
+        );
+        assert!(delivered(&t, id).await);
+    }
+
+    #[tokio::test]
+    async fn the_outbox_is_claimed_sent_retried_and_receipted() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        t.resume_by_request(&m).await.unwrap();
+        let batch = t.claim_outbox(10).await.unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(t.claim_outbox(10).await.unwrap().is_empty());
+        t.outbox_sent(batch[0].id, &["m1".into(), "m2".into()])
+            .await
+            .unwrap();
+        t.outbox_failed(batch[1].id, "throttled", false)
+            .await
+            .unwrap();
+        assert!(
+            t.claim_outbox(10).await.unwrap().is_empty(),
+            "not before the back-off"
+        );
+        t.clock.advance(D::seconds(31));
+        let again = t.claim_outbox(10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 2));
+        assert!(t.outbox_receipt("m1", "DELIVRD").await.unwrap());
+        assert!(!t.outbox_receipt("nope", "DELIVRD").await.unwrap());
+        let delivered = |id| {
+            let t = &t;
+            async move {
+                sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(t.db().pool())
+                    .await
+                    .unwrap()
+                    .try_get::<Option<i64>, _>(0)
+                    .unwrap()
+            }
+        };
+        assert!(delivered(batch[0].id).await.is_none(), "one part of two");
+        t.outbox_receipt("m2", "DELIVRD").await.unwrap();
+        assert!(delivered(batch[0].id).await.is_some());
+        assert_eq!(t.outbox_depth().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sent_code_leaves_no_readable_copy() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.send_code(&m, crate::service::codes::CodePurpose::SignIn)
+            .await
+            .unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        assert!(
+            b[0].body.chars().filter(char::is_ascii_digit).count() >= 6,
+            "the gateway sends the code"
+        );
+        t.outbox_sent(b[0].id, &["m1".into()]).await.unwrap();
+        assert_eq!(
+            t.outbox_for(&m, 1).await.unwrap()[0].body,
+            SENT_CODE_PLACEHOLDER
+        );
+    }
+
+    #[tokio::test]
+    async fn sent_messages_are_recorded_together() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        t.resume_by_request(&m).await.unwrap();
+        let batch = t.claim_outbox(10).await.unwrap();
+        t.outbox_sent_batch(&[
+            (batch[0].id, vec!["a1".into()]),
+            (batch[1].id, vec!["b1".into(), "b2".into()]),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(t.outbox_depth().await.unwrap(), 0);
+        assert!(t.outbox_receipt("a1", "DELIVRD").await.unwrap());
+        assert!(t.outbox_receipt("b2", "DELIVRD").await.unwrap());
+        assert!(t.outbox_sent_batch(&[]).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_message_is_given_up_after_the_last_attempt() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        for _ in 0..MAX_ATTEMPTS {
+            t.clock.advance(D::hours(1));
+            let b = t.claim_outbox(10).await.unwrap();
+            assert_eq!(b.len(), 1);
+            t.outbox_failed(b[0].id, "rejected", false).await.unwrap();
+        }
+        t.clock.advance(D::hours(1));
+        assert!(t.claim_outbox(10).await.unwrap().is_empty());
+        assert_eq!(t.outbox_for(&m, 1).await.unwrap()[0].status, "failed");
+    }
+}
