@@ -205,7 +205,18 @@ impl Writer {
             Replies::Queue
         });
 
+        let started = std::time::Instant::now();
         let written = self.write(&round).await;
+        let took = started.elapsed();
+        metrics::histogram!("openhall_gateway_round_seconds").record(took.as_secs_f64());
+        tracing::debug!(
+            mo = round.received.len(),
+            completed = round.completed.len(),
+            sent = round.sent.len(),
+            receipts = round.receipts.len(),
+            ms = took.as_secs_f64() * 1e3,
+            "gateway round"
+        );
         self.answer_mo(&round, answers, written.stored).await;
         self.answer_receipts(receipts, written.receipts, later);
         self.completed(&round, &received_at, written.to_send).await;
