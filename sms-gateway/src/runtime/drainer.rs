@@ -27,7 +27,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::handoff::Handed;
+use super::handoff::{Handed, Lookout};
 use super::writer::Job;
 use super::{masked, Counters, RuntimeOptions};
 use crate::smpp::{EsmeHandle, SubmitError};
@@ -68,10 +68,7 @@ impl Drainer {
         // Set once stopping: what is due (the worker's last replies among it) is still sent
         // while the link is up, until nothing is left or this deadline passes.
         let mut deadline: Option<tokio::time::Instant> = None;
-        // Whether to look in the outbox for messages nobody handed over: at first, when woken
-        // by a poll or a notice, after a full batch, and at least every poll interval.
-        let mut look = true;
-        let mut next_look = tokio::time::Instant::now();
+        let mut lookout = Lookout::new(self.options.poll);
         let mut writer_gone = false;
         loop {
             let stopping = self.stop.is_cancelled();
@@ -93,28 +90,18 @@ impl Drainer {
                     _ = bound.changed() => {}
                     _ = tokio::time::sleep(self.options.poll) => {}
                 }
-                look = true;
+                lookout.wake();
                 continue;
             }
-            let now = tokio::time::Instant::now();
-            if now >= next_look {
-                look = true;
-                next_look = now + self.options.poll;
-            }
-            let mut batch = Vec::new();
-            if look {
-                batch = match self.hall.claim_outbox(self.options.outbox_batch).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e.operator_detail(), "cannot claim the outbox");
-                        Vec::new()
-                    }
-                };
-                look = batch.len() as i64 >= self.options.outbox_batch;
-            }
-            if batch.is_empty() {
-                batch = self.handed.try_next().unwrap_or_default();
-            }
+            let limit = self.options.outbox_batch;
+            let batch = lookout
+                .next_batch(
+                    &mut self.handed,
+                    limit,
+                    self.hall.claim_outbox(limit),
+                    "the outbox",
+                )
+                .await;
             if batch.is_empty() {
                 if stopping {
                     break;
@@ -129,8 +116,8 @@ impl Drainer {
                         }
                         None => writer_gone = true,
                     },
-                    _ = self.outbox_ready.notified() => look = true,
-                    _ = tokio::time::sleep(self.options.poll) => look = true,
+                    _ = self.outbox_ready.notified() => lookout.wake(),
+                    _ = tokio::time::sleep(self.options.poll) => lookout.wake(),
                     _ = bound.changed() => {}
                 }
                 continue;

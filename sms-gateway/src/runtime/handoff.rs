@@ -2,10 +2,13 @@
 //! stored → the worker; replies claimed as they are queued → the drainer), so that neither
 //! claims it again from the database. The writer hands over only while the taker keeps up
 //! ([`Handoff::has_room`]); otherwise the work waits in the database like any other.
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// The writer's end.
 pub(crate) struct Handoff<T> {
@@ -84,6 +87,59 @@ impl<T> Handed<T> {
             left.extend(b);
         }
         left
+    }
+}
+
+/// When a loop looks in the database for work nobody handed it (left by another gateway,
+/// given back, stored while the loop was behind or gone): at first, when woken (a poll, a
+/// notice), after a full batch, and at least every poll interval even while hand-offs keep
+/// it busy.
+pub(crate) struct Lookout {
+    due: bool,
+    next: Instant,
+    every: Duration,
+}
+
+impl Lookout {
+    pub fn new(every: Duration) -> Self {
+        Lookout {
+            due: true,
+            next: Instant::now(),
+            every,
+        }
+    }
+
+    pub fn wake(&mut self) {
+        self.due = true;
+    }
+
+    /// The next batch: claimed from the database (`claim`, at most `limit`) when a look is
+    /// due, else — or when that finds nothing — what was handed over. A failed claim is
+    /// logged (`what` was being claimed) and counts as nothing found.
+    pub async fn next_batch<T>(
+        &mut self,
+        handed: &mut Handed<T>,
+        limit: i64,
+        claim: impl Future<Output = app::error::Result<Vec<T>>>,
+        what: &str,
+    ) -> Vec<T> {
+        let now = Instant::now();
+        if now >= self.next {
+            self.due = true;
+            self.next = now + self.every;
+        }
+        let mut batch = Vec::new();
+        if self.due {
+            batch = claim.await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e.operator_detail(), "cannot claim {what}");
+                Vec::new()
+            });
+            self.due = batch.len() as i64 >= limit;
+        }
+        if batch.is_empty() {
+            batch = handed.try_next().unwrap_or_default();
+        }
+        batch
     }
 }
 

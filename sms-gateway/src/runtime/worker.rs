@@ -23,7 +23,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::handoff::Handed;
+use super::handoff::{Handed, Lookout};
 use super::writer::Job;
 use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions};
 
@@ -56,11 +56,7 @@ impl Worker {
         // Set once stopping: MO already stored (and so acknowledged) are still handled, until
         // none is left or this deadline passes; the rest wait for the next gateway.
         let mut deadline: Option<tokio::time::Instant> = None;
-        // Whether to look in the inbox for MO nobody handed over (left by another gateway,
-        // given back, or stored while this worker was gone): at first, when woken by a poll or
-        // a notice, after a full batch, and at least every poll interval.
-        let mut look_in_inbox = true;
-        let mut next_look = tokio::time::Instant::now();
+        let mut lookout = Lookout::new(self.options.poll);
         let mut writer_gone = false;
         loop {
             if self.stop.is_cancelled() {
@@ -71,25 +67,15 @@ impl Worker {
                     break;
                 }
             }
-            let now = tokio::time::Instant::now();
-            if now >= next_look {
-                look_in_inbox = true;
-                next_look = now + self.options.poll;
-            }
-            let mut batch = Vec::new();
-            if look_in_inbox {
-                batch = match self.hall.claim_mo(self.options.mo_batch).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e.operator_detail(), "cannot claim stored MO");
-                        Vec::new()
-                    }
-                };
-                look_in_inbox = batch.len() as i64 >= self.options.mo_batch;
-            }
-            if batch.is_empty() {
-                batch = self.handed.try_next().unwrap_or_default();
-            }
+            let limit = self.options.mo_batch;
+            let batch = lookout
+                .next_batch(
+                    &mut self.handed,
+                    limit,
+                    self.hall.claim_mo(limit),
+                    "stored MO",
+                )
+                .await;
             // A batch in hand is finished even when stopping: each MO is quick, and leaving
             // them claimed would delay their answers by the claim timeout.
             if !batch.is_empty() {
@@ -105,8 +91,8 @@ impl Worker {
                     Some(b) => self.handle_batch(b, &mut failures).await,
                     None => writer_gone = true,
                 },
-                _ = self.mo_arrived.notified() => look_in_inbox = true,
-                _ = tokio::time::sleep(self.options.poll) => look_in_inbox = true,
+                _ = self.mo_arrived.notified() => lookout.wake(),
+                _ = tokio::time::sleep(self.options.poll) => lookout.wake(),
             }
         }
         // Handed over and not handled: given back for the next gateway at once.

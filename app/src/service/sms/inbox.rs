@@ -200,25 +200,13 @@ impl Hall {
     /// Gives back claimed MO that the caller will not handle after all (it is stopping), so
     /// that another worker can take them at once instead of when the claim expires.
     pub async fn release_mo(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db().begin().await?;
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
+        self.update_by_ids(ids, |list| {
+            format!(
                 "UPDATE sms_inbox SET status = 'received', claimed_at = NULL \
-                 WHERE id IN ({}) AND status = 'handling'",
-                placeholders(1, chunk.len(), 1)
-            );
-            let sql = self.db().batch_sql(&sql);
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                 WHERE id IN ({list}) AND status = 'handling'"
+            )
+        })
+        .await
     }
 
     /// Marks an MO handled and queues its reply in one transaction, so a crash in between

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
+use crate::store::db::placeholders;
 use crate::store::RateDecision;
 
 pub use inbox::{OnArrival, Replies};
@@ -69,6 +70,26 @@ pub(crate) fn hash(text: &str) -> String {
 }
 
 impl Hall {
+    /// Runs an update of the rows `ids` in one transaction, a chunk of ids a statement:
+    /// `statement` gets the IN list's placeholders (`$1, $2, …`).
+    async fn update_by_ids(&self, ids: &[i64], statement: impl Fn(&str) -> String) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().begin().await?;
+        for chunk in ids.chunks(CHUNK) {
+            let sql = statement(&placeholders(1, chunk.len(), 1));
+            let sql = self.db().batch_sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Counts one command against the number's limit.
     pub async fn command_allowance(&self, msisdn: &Msisdn) -> Result<CommandAllowance> {
         let now = self.now_ms();

@@ -76,25 +76,13 @@ impl Hall {
     /// Gives back claimed messages the caller will not send after all (the link went down,
     /// or it is stopping): queued again at once, the attempt not counted.
     pub async fn release_outbox(&self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db().begin().await?;
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
+        self.update_by_ids(ids, |list| {
+            format!(
                 "UPDATE outbox SET status = 'queued', claimed_at = NULL, attempts = attempts - 1 \
-                 WHERE id IN ({}) AND status = 'sending'",
-                placeholders(1, chunk.len(), 1)
-            );
-            let sql = self.db().batch_sql(&sql);
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                 WHERE id IN ({list}) AND status = 'sending'"
+            )
+        })
+        .await
     }
 
     /// Records that the SMSC accepted every part of a message.
