@@ -257,37 +257,33 @@ impl Writer {
                 tracing::warn!(error = %e.operator_detail(), "a gateway round failed; writing its parts apart");
             }
         }
-        let apart = |i: usize| SmsRound {
-            received: if i == 0 {
-                round.received.clone()
-            } else {
-                Vec::new()
+        let apart = [
+            SmsRound {
+                received: round.received.clone(),
+                on_arrival: round.on_arrival,
+                ..Default::default()
             },
-            on_arrival: round.on_arrival,
-            receipts: if i == 1 {
-                round.receipts.clone()
-            } else {
-                Vec::new()
+            SmsRound {
+                receipts: round.receipts.clone(),
+                ..Default::default()
             },
-            completed: if i == 2 {
-                round.completed.clone()
-            } else {
-                Vec::new()
+            SmsRound {
+                completed: round.completed.clone(),
+                replies: round.replies,
+                ..Default::default()
             },
-            replies: round.replies,
-            sent: if i == 3 {
-                round.sent.clone()
-            } else {
-                Vec::new()
+            SmsRound {
+                sent: round.sent.clone(),
+                ..Default::default()
             },
-        };
+        ];
         let mut each = Vec::with_capacity(4);
-        for i in 0..4 {
+        for (i, part) in apart.iter().enumerate() {
             let mut only = [false; 4];
             only[i] = true;
             let result = self
                 .hall
-                .sms_round(&apart(i))
+                .sms_round(part)
                 .await
                 .map_err(|e| e.operator_detail());
             each.push(written(result, only));

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::round::SmsRound;
 use super::{hash, InboxMo, OutboundSms, CHUNK, CLAIM_TIMEOUT_MS, DEDUPE_WINDOW_MS};
 use crate::clock::from_millis;
 use crate::domain::Msisdn;
@@ -56,15 +57,11 @@ impl Hall {
         &self,
         mos: &[(String, String, String)],
     ) -> Result<Vec<Option<i64>>> {
-        if mos.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.db().begin().await?;
-        let (ids, _) = self
-            .receive_mo_in(&mut tx, mos, OnArrival::Queue, self.now_ms())
-            .await?;
-        tx.commit().await?;
-        Ok(ids)
+        let round = SmsRound {
+            received: mos.to_vec(),
+            ..Default::default()
+        };
+        Ok(self.sms_round(&round).await?.stored)
     }
 
     /// [`Hall::receive_mo_batch`] inside the caller's transaction. With [`OnArrival::Claim`]
@@ -220,14 +217,11 @@ impl Hall {
     /// worker's whole batch). Replies are queued in the order given, so a sender's replies go
     /// out in the order of its MO. An MO already handled is skipped (no second reply).
     pub async fn complete_mo_batch(&self, done: &[(i64, Option<String>)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db().begin().await?;
-        self.complete_mo_in(&mut tx, done, Replies::Queue, self.now_ms())
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let round = SmsRound {
+            completed: done.to_vec(),
+            ..Default::default()
+        };
+        self.sms_round(&round).await.map(drop)
     }
 
     /// [`Hall::complete_mo_batch`] inside the caller's transaction. With [`Replies::Send`]

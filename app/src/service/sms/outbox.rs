@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::round::SmsRound;
 use super::{OutboundSms, CHUNK, CLAIM_TIMEOUT_MS, MAX_ATTEMPTS, SENT_CODE_PLACEHOLDER};
 use crate::error::Result;
 use crate::hall::Hall;
@@ -93,13 +94,11 @@ impl Hall {
     /// Records, in one transaction, that the SMSC accepted every part of each message
     /// `(outbox id, the parts' message ids)`.
     pub async fn outbox_sent_batch(&self, sent: &[(i64, Vec<String>)]) -> Result<()> {
-        if sent.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.db().begin().await?;
-        self.outbox_sent_in(&mut tx, sent, self.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
+        let round = SmsRound {
+            sent: sent.to_vec(),
+            ..Default::default()
+        };
+        self.sms_round(&round).await.map(drop)
     }
 
     /// [`Hall::outbox_sent_batch`] inside the caller's transaction.
@@ -190,15 +189,11 @@ impl Hall {
     /// whether each matched a part the outbox knows. A message counts as delivered when every
     /// one of its parts is.
     pub async fn outbox_receipt_batch(&self, receipts: &[(String, String)]) -> Result<Vec<bool>> {
-        if receipts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.db().begin().await?;
-        let matched = self
-            .outbox_receipts_in(&mut tx, receipts, self.now_ms())
-            .await?;
-        tx.commit().await?;
-        Ok(matched)
+        let round = SmsRound {
+            receipts: receipts.to_vec(),
+            ..Default::default()
+        };
+        Ok(self.sms_round(&round).await?.receipts_matched)
     }
 
     /// [`Hall::outbox_receipt_batch`] inside the caller's transaction.
