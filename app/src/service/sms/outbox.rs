@@ -444,6 +444,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_given_back_is_claimable_at_once_without_an_attempt_counted() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        t.suspend_by_request(&m).await.unwrap();
+        let b = t.claim_outbox(10).await.unwrap();
+        assert_eq!((b.len(), b[0].attempts), (1, 1));
+        t.release_outbox(&[b[0].id]).await.unwrap();
+        let again = t.claim_outbox(10).await.unwrap();
+        assert_eq!(
+            (again.len(), again[0].attempts),
+            (1, 1),
+            "no back-off, no attempt"
+        );
+        t.outbox_sent(again[0].id, &["m1".into()]).await.unwrap();
+        t.release_outbox(&[again[0].id]).await.unwrap();
+        assert!(
+            t.claim_outbox(10).await.unwrap().is_empty(),
+            "a sent message is not given back"
+        );
+    }
+
+    #[tokio::test]
     async fn a_message_is_given_up_after_the_last_attempt() {
         let t = TestHall::empty().await;
         let m = t.subscriber("13800138000", 0).await;
