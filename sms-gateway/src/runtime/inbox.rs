@@ -68,8 +68,8 @@ impl MoHandler for Inbox {
         let stored = match self.to_store.send(job).await {
             Ok(()) => rx
                 .await
-                .unwrap_or_else(|_| Err("the MO storing task stopped".to_owned())),
-            Err(_) => Err("the MO storing task stopped".to_owned()),
+                .unwrap_or_else(|_| Err("the gateway writer stopped".to_owned())),
+            Err(_) => Err("the gateway writer stopped".to_owned()),
         };
         match stored {
             Ok(Some(id)) => {

@@ -145,8 +145,8 @@ mod tests {
         let err = t
             .sms_round(&SmsRound {
                 received: vec![("13800138000".into(), "10086".into(), "CXYE".into())],
-                // A message id sent twice for two messages is fine, but parts of a message
-                // that does not exist break the outbox's foreign key.
+                // The parts of a message that does not exist break the outbox's foreign key:
+                // the round fails, and the MO that came with it must not be kept either.
                 sent: vec![(987_654, vec!["p".into()])],
                 ..Default::default()
             })
