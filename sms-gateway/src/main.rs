@@ -30,6 +30,10 @@ const USAGE: &str = "usage: sms-gateway [--with-simulator]\n\
   `off`: none). Settings may also come from the TOML file OPENHALL_CONFIG names.\n\
   --with-simulator  host the simulator in this process (at OPENHALL_SIM_ADDR) and bind to it";
 
+// As the server's: the gateway allocates a little for every PDU and row, from many threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // Logs in the configured format (OPENHALL_LOG_FORMAT), and the metrics recorder before the

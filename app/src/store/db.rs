@@ -22,6 +22,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where write transactions run ([`Db::begin`]): on SQLite a pool of one connection.
+    writes: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time. Left to itself, a writer that finds the lock taken
     /// sleeps in SQLite's busy handler (1, 2, 5 … 100 ms), which under load costs far more than
@@ -84,34 +86,45 @@ impl Db {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.unwrap_or(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            }))
-            .acquire_timeout(Duration::from_secs(60))
-            // A SQLite connection is a file handle in this process: nothing to find dead, and
-            // the check is one more hand-off to its thread for every statement outside a
-            // transaction. A PostgreSQL connection may have died with its server: check it.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; the busy timeout makes
-                        // writers queue rather than fail; NORMAL sync is safe under WAL.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 60000; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool_of = |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(60))
+                // A SQLite connection is a file handle in this process: nothing to find dead,
+                // and the check is one more hand-off to its thread for every statement outside
+                // a transaction. A PostgreSQL connection may have died with its server: check it.
+                .test_before_acquire(backend == Backend::Postgres)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the single writer; the busy timeout
+                            // makes writers queue rather than fail; NORMAL sync is safe under WAL.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 60000; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
+                .connect_with(options.clone())
+        };
+        let size = max_connections.unwrap_or(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        });
+        let pool = pool_of(size).await?;
+        let writes = match backend {
+            // SQLite writes one transaction at a time anyway: they all go through one
+            // connection, whose prepared statements stay warm. Spread over the pool, each
+            // connection prepared the batch statements again (see `runs`).
+            Backend::Sqlite => pool_of(1).await?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Self {
             pool,
+            writes,
             backend,
             writer: Arc::new(Semaphore::new(1)),
         })
@@ -175,7 +188,7 @@ impl Db {
                     })?
                     .map_err(|_| Error::Storage("the database is closing".into()))?;
                 Tx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    tx: self.writes.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
                 }
             }
@@ -187,8 +200,33 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await
+        self.pool.close().await;
+        self.writes.close().await
     }
+}
+
+/// Most rows one multi-row statement takes (well under both databases' parameter limits).
+pub(crate) const MOST_ROWS: usize = 128;
+
+/// `items` cut for multi-row statements, in order: runs whose lengths are powers of two, at
+/// most [`MOST_ROWS`], the longest first (`137` → `128, 8, 1`).
+///
+/// Why: a connection prepares a statement once per text and keeps it; a batch cut anywhere
+/// makes a new text (`VALUES (…), (…)` with one more row) nearly every time, and preparing a
+/// statement of a thousand parameters cost more than running it (the gateway's writer spent
+/// most of its time in SQLite's parser and allocator). Cut this way, a kind of statement has
+/// eight texts, all prepared after the first few batches.
+pub(crate) fn runs<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = MOST_ROWS.min(1 << rest.len().ilog2());
+        let (run, after) = rest.split_at(n);
+        rest = after;
+        Some(run)
+    })
 }
 
 /// `$first, $first+1, …` for `rows` rows of `width` values: `($1, $2), ($3, $4)` for width 2,
@@ -316,6 +354,19 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn runs_are_powers_of_two_in_order() {
+        let items: Vec<usize> = (0..400).collect();
+        let lens = |n: usize| runs(&items[..n]).map(<[usize]>::len).collect::<Vec<_>>();
+        assert_eq!(lens(0), Vec::<usize>::new());
+        assert_eq!(lens(1), vec![1]);
+        assert_eq!(lens(137), vec![128, 8, 1]);
+        assert_eq!(lens(255), vec![128, 64, 32, 16, 8, 4, 2, 1]);
+        assert_eq!(lens(400), vec![128, 128, 128, 16]);
+        let joined: Vec<usize> = runs(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
     }
 
     #[test]

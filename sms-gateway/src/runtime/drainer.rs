@@ -28,12 +28,13 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::handoff::{Handed, Lookout};
-use super::writer::Job;
+use super::writer::{Job, WriteRuntime};
 use super::{masked, Counters, RuntimeOptions};
 use crate::smpp::{EsmeHandle, SubmitError};
 
 pub(crate) struct Drainer {
     pub hall: Hall,
+    pub writes: WriteRuntime,
     pub esme: EsmeHandle,
     pub options: RuntimeOptions,
     /// Most messages in flight at once (the link's window).
@@ -98,7 +99,10 @@ impl Drainer {
                 .next_batch(
                     &mut self.handed,
                     limit,
-                    self.hall.claim_outbox(limit),
+                    self.writes.run({
+                        let hall = self.hall.clone();
+                        async move { hall.claim_outbox(limit).await }
+                    }),
                     "the outbox",
                 )
                 .await;

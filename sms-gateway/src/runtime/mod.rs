@@ -215,25 +215,23 @@ impl Gateway {
             options.receipt_wait,
         ));
         let esme = Esme::connect(esme_config, wrap(inbox));
-        // Ends when every sender (the inbox, the worker, the drainer) has gone.
-        tokio::spawn(
-            writer::Writer {
-                hall: hall.clone(),
-                stores,
-                jobs,
-                to_worker,
-                to_drainer,
-                bound: esme.bound_watch(),
-                mo_arrived: mo_arrived.clone(),
-                outbox_ready: outbox_ready.clone(),
-                counters: counters.clone(),
-                options: options.clone(),
-            }
-            .run(),
-        );
+        let writer = writer::Writer {
+            hall: hall.clone(),
+            stores,
+            jobs,
+            to_worker,
+            to_drainer,
+            bound: esme.bound_watch(),
+            mo_arrived: mo_arrived.clone(),
+            outbox_ready: outbox_ready.clone(),
+            counters: counters.clone(),
+            options: options.clone(),
+        };
+        let writes = writer::spawn(writer);
 
         let worker = worker::Worker {
             hall: hall.clone(),
+            writes: writes.clone(),
             handler,
             options: options.clone(),
             mo_arrived,
@@ -244,6 +242,7 @@ impl Gateway {
         };
         let drainer = drainer::Drainer {
             hall,
+            writes,
             esme: esme.clone(),
             options,
             window,

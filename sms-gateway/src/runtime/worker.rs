@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::handoff::{Handed, Lookout};
-use super::writer::Job;
+use super::writer::{Job, WriteRuntime};
 use super::{is_for_short_code, masked, CommandHandler, Counters, RuntimeOptions};
 
 /// In-process memory of handler failures is capped (ids of MO that another instance finished
@@ -35,6 +35,7 @@ pub const HANDLER_CONCURRENCY: usize = 64;
 
 pub(crate) struct Worker {
     pub hall: Hall,
+    pub writes: WriteRuntime,
     pub handler: Arc<dyn CommandHandler>,
     pub options: RuntimeOptions,
     pub mo_arrived: Arc<Notify>,
@@ -72,7 +73,10 @@ impl Worker {
                 .next_batch(
                     &mut self.handed,
                     limit,
-                    self.hall.claim_mo(limit),
+                    self.writes.run({
+                        let hall = self.hall.clone();
+                        async move { hall.claim_mo(limit).await }
+                    }),
                     "stored MO",
                 )
                 .await;

@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use super::round::SmsRound;
-use super::{hash, InboxMo, OutboundSms, CHUNK, CLAIM_TIMEOUT_MS, DEDUPE_WINDOW_MS};
+use super::{hash, InboxMo, OutboundSms, CLAIM_TIMEOUT_MS, DEDUPE_WINDOW_MS};
 use crate::clock::from_millis;
 use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::service::outbox::SmsKind;
-use crate::store::db::{placeholders, Tx};
+use crate::store::db::{placeholders, runs, Tx};
 
 /// What becomes of the MO a call stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Hall {
         // Looked up by (sender, hash), one index seek each: by sender alone, a busy number's
         // every recent message came back (the costliest statement under load).
         let mut stored_before: HashSet<(String, String)> = HashSet::new();
-        for chunk in fresh.chunks(CHUNK) {
+        for chunk in runs(&fresh) {
             let sql = format!(
                 "WITH batch (source, body_hash) AS (VALUES {}) \
                  SELECT i.source, i.body_hash FROM batch \
@@ -112,7 +112,7 @@ impl Hall {
             OnArrival::Queue => ("received", None),
             OnArrival::Claim => ("handling", Some(now)),
         };
-        for chunk in fresh.chunks(CHUNK) {
+        for chunk in runs(&fresh) {
             let sql = format!(
                 "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at, status, claimed_at) \
                  VALUES {} RETURNING id, source, body_hash",
@@ -237,7 +237,7 @@ impl Hall {
         // Which of them this call completes (an MO already handled gets no second reply).
         let mut completed: HashMap<i64, String> = HashMap::with_capacity(done.len());
         let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in runs(&ids) {
             let sql = format!(
                 "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id IN ({}) \
                  AND status <> 'handled' RETURNING id, source",
@@ -270,7 +270,7 @@ impl Hall {
         };
         // In the order given: the outbox is sent in id order, so a sender's replies keep the
         // order of its MO.
-        for chunk in replies.chunks(CHUNK) {
+        for chunk in runs(&replies) {
             let sql = format!(
                 "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at, status, claimed_at, attempts) \
                  VALUES {} RETURNING id, msisdn, kind, body, attempts",

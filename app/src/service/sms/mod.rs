@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
-use crate::store::db::placeholders;
+use crate::store::db::{placeholders, runs};
 use crate::store::RateDecision;
 
 pub use inbox::{OnArrival, Replies};
@@ -62,9 +62,6 @@ pub struct OutboundSms {
     pub attempts: i64,
 }
 
-/// Rows a multi-row statement takes at once (well under both databases' parameter limits).
-pub(crate) const CHUNK: usize = 200;
-
 pub(crate) fn hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -77,7 +74,7 @@ impl Hall {
             return Ok(());
         }
         let mut tx = self.db().begin().await?;
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in runs(ids) {
             let sql = statement(&placeholders(1, chunk.len(), 1));
             let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql);

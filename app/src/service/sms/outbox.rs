@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::Row;
 
 use super::round::SmsRound;
-use super::{OutboundSms, CHUNK, CLAIM_TIMEOUT_MS, MAX_ATTEMPTS, SENT_CODE_PLACEHOLDER};
+use super::{OutboundSms, CLAIM_TIMEOUT_MS, MAX_ATTEMPTS, SENT_CODE_PLACEHOLDER};
 use crate::error::Result;
 use crate::hall::Hall;
-use crate::store::db::{placeholders, Tx};
+use crate::store::db::{placeholders, runs, Tx};
 
 impl OutboundSms {
     /// From a row of `id, msisdn, kind, body, attempts`.
@@ -108,7 +108,7 @@ impl Hall {
         sent: &[(i64, Vec<String>)],
         now: i64,
     ) -> Result<()> {
-        for chunk in sent.chunks(CHUNK) {
+        for chunk in runs(sent) {
             // One statement for the chunk: each message gets its own ids through a CASE.
             // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
             let cases: String = (0..chunk.len())
@@ -138,7 +138,7 @@ impl Hall {
                     .map(move |(part, mid)| (mid.as_str(), *id, part as i64 + 1))
             })
             .collect();
-        for chunk in parts.chunks(CHUNK) {
+        for chunk in runs(&parts) {
             let sql = format!(
                 "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
                  ON CONFLICT (message_id) DO NOTHING",
@@ -225,7 +225,7 @@ impl Hall {
             // In a fixed order, so that two writers never lock the same parts in opposite
             // orders.
             ids.sort_unstable();
-            for chunk in ids.chunks(CHUNK) {
+            for chunk in runs(ids) {
                 let sql = format!(
                     "UPDATE outbox_parts SET receipt_at = $1, stat = $2 \
                      WHERE message_id IN ({}) RETURNING message_id, outbox_id",
@@ -250,7 +250,7 @@ impl Hall {
             .collect();
         messages.sort_unstable();
         messages.dedup();
-        for chunk in messages.chunks(500) {
+        for chunk in runs(&messages) {
             let list = (0..chunk.len())
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
