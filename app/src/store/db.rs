@@ -205,8 +205,9 @@ impl Db {
     }
 }
 
-/// Most rows one multi-row statement takes (well under both databases' parameter limits).
-pub(crate) const MOST_ROWS: usize = 128;
+/// Most rows one multi-row statement takes (well under both databases' parameter limits; a
+/// gateway round's parts are up to 256 MO, completions or receipts).
+pub(crate) const MOST_ROWS: usize = 256;
 
 /// `items` cut for multi-row statements, in order: runs whose lengths are powers of two, at
 /// most [`MOST_ROWS`], the longest first (`137` → `128, 8, 1`).
@@ -215,7 +216,7 @@ pub(crate) const MOST_ROWS: usize = 128;
 /// makes a new text (`VALUES (…), (…)` with one more row) nearly every time, and preparing a
 /// statement of a thousand parameters cost more than running it (the gateway's writer spent
 /// most of its time in SQLite's parser and allocator). Cut this way, a kind of statement has
-/// eight texts, all prepared after the first few batches.
+/// nine texts, all prepared after the first few batches.
 pub(crate) fn runs<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {
@@ -358,13 +359,14 @@ mod tests {
 
     #[test]
     fn runs_are_powers_of_two_in_order() {
-        let items: Vec<usize> = (0..400).collect();
+        let items: Vec<usize> = (0..600).collect();
         let lens = |n: usize| runs(&items[..n]).map(<[usize]>::len).collect::<Vec<_>>();
         assert_eq!(lens(0), Vec::<usize>::new());
         assert_eq!(lens(1), vec![1]);
         assert_eq!(lens(137), vec![128, 8, 1]);
         assert_eq!(lens(255), vec![128, 64, 32, 16, 8, 4, 2, 1]);
-        assert_eq!(lens(400), vec![128, 128, 128, 16]);
+        assert_eq!(lens(400), vec![256, 128, 16]);
+        assert_eq!(lens(600), vec![256, 256, 64, 16, 8]);
         let joined: Vec<usize> = runs(&items).flatten().copied().collect();
         assert_eq!(joined, items);
     }
