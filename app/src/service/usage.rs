@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::rating::{Event, UsageEvent};
 use crate::service::subscribers::load_profile;
+use crate::store::db::{placeholders, runs};
 use crate::store::reads::Read;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,9 +211,6 @@ impl DetailPage {
 }
 
 pub const MAX_PAGE_SIZE: i64 = 200;
-/// Rows per multi-row INSERT: 10 parameters each keeps a statement well inside both databases'
-/// parameter limits (SQLite 32,766; PostgreSQL 65,535).
-const INSERT_CHUNK: usize = 500;
 /// Parameters bound per row (the columns listed in the INSERT).
 const USAGE_COLUMNS: usize = 10;
 
@@ -299,22 +297,14 @@ impl Hall {
         let mut tx = self.db().begin().await?;
         load_profile(&mut tx, msisdn).await?;
         let mut inserted = 0u64;
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
+        for chunk in runs(records) {
+            let sql = format!(
                 "INSERT INTO usage_records (msisdn, period, kind, started_at, other_party, direction, \
-                 duration_secs, volume_kb, on_campus, reference) VALUES ",
+                 duration_secs, volume_kb, on_campus, reference) VALUES {} \
+                 ON CONFLICT (reference) DO NOTHING",
+                placeholders(1, chunk.len(), USAGE_COLUMNS)
             );
-            let cols = USAGE_COLUMNS;
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let p: Vec<String> = (1..=cols).map(|c| format!("${}", i * cols + c)).collect();
-                sql.push('(');
-                sql.push_str(&p.join(", "));
-                sql.push(')');
-            }
-            sql.push_str(" ON CONFLICT (reference) DO NOTHING");
+            let sql = self.db().batch_sql(&sql);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 let (other, direction, duration, volume, campus) = match &r.kind {
