@@ -29,6 +29,8 @@ pub struct Db {
     /// sleeps in SQLite's busy handler (1, 2, 5 … 100 ms), which under load costs far more than
     /// the writes; so this process's write transactions queue here, in order, instead.
     writer: Arc<Semaphore>,
+    /// While any clone of this `Db` lives, its SQLite checkpointer runs.
+    _alive: Arc<()>,
 }
 
 /// Longest a write transaction waits for its turn (as SQLite's busy timeout did before).
@@ -99,9 +101,11 @@ impl Db {
                         if backend == Backend::Sqlite {
                             // WAL lets readers run beside the single writer; the busy timeout
                             // makes writers queue rather than fail; NORMAL sync is safe under WAL.
+                            // No checkpoints at commit: see `checkpoints`.
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 60000; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA wal_autocheckpoint = 0;",
                             )
                             .await?;
                         }
@@ -122,11 +126,21 @@ impl Db {
             Backend::Sqlite => pool_of(1).await?,
             Backend::Postgres => pool.clone(),
         };
+        let alive = Arc::new(());
+        let writer = Arc::new(Semaphore::new(1));
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(
+                pool.clone(),
+                writer.clone(),
+                Arc::downgrade(&alive),
+            ));
+        }
         Ok(Self {
             pool,
             writes,
             backend,
-            writer: Arc::new(Semaphore::new(1)),
+            writer,
+            _alive: alive,
         })
     }
 
@@ -202,6 +216,42 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
         self.writes.close().await
+    }
+}
+
+/// How often the SQLite checkpointer copies the log back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies SQLite's write-ahead log back into the database file, beside the writers, while
+/// `alive` can be upgraded (and the pool is open).
+///
+/// Why (issue 6): by default the commit that grows the log past 1,000 pages does the
+/// checkpoint itself — copying 4 MB and syncing the file to disk while the writer's turn, and
+/// every write queued behind it, waits: under load a stall every few seconds. Here the bulk of
+/// the copy is a PASSIVE checkpoint on a connection of its own, beside the writers. That
+/// alone never catches up with a busy writer, and the log is only started over by a write
+/// that finds it all copied; so a second checkpoint, holding this process's write turn,
+/// copies the few pages written meanwhile — and the next write starts the log over.
+async fn checkpoints(pool: AnyPool, writer: Arc<Semaphore>, alive: std::sync::Weak<()>) {
+    let checkpoint = || async {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_optional(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "SQLite checkpoint failed; tried again shortly");
+        }
+    };
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if alive.upgrade().is_none() || pool.is_closed() {
+            return;
+        }
+        checkpoint().await;
+        let Ok(Ok(_turn)) = tokio::time::timeout(WRITER_WAIT, writer.clone().acquire_owned()).await
+        else {
+            continue;
+        };
+        checkpoint().await;
     }
 }
 
@@ -355,6 +405,47 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_keeps_the_sqlite_log_from_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let wal = dir.path().join("x.db-wal");
+        let write_2mb = || async {
+            let mut tx = db.begin().await.unwrap();
+            for _ in 0..64 {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind("x".repeat(32 * 1024))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        };
+        write_2mb().await;
+        let after_one = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            after_one > 2_000_000,
+            "the log holds the write: {after_one}"
+        );
+        // Several of the checkpointer's turns: the log is copied back, and the next write
+        // starts it over instead of appending (commits no longer checkpoint by themselves).
+        tokio::time::sleep(CHECKPOINT_EVERY * 10).await;
+        write_2mb().await;
+        let after_two = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            after_two < after_one + after_one / 2,
+            "the log was reused, not grown: {after_one} then {after_two}"
+        );
+        db.close().await;
     }
 
     #[test]
