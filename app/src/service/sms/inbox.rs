@@ -115,7 +115,7 @@ impl Hall {
         for chunk in runs(&fresh) {
             let sql = format!(
                 "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at, status, claimed_at) \
-                 VALUES {} RETURNING id, source, body_hash",
+                 VALUES {} RETURNING id",
                 placeholders(1, chunk.len(), 7)
             );
             let sql = self.db().batch_sql(&sql);
@@ -131,12 +131,9 @@ impl Hall {
                     .bind(status)
                     .bind(claimed_at);
             }
-            let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(chunk.len());
-            for row in q.fetch_all(&mut **tx).await? {
-                ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
-            }
-            for (i, h) in chunk {
-                out[*i] = ids.remove(&(mos[*i].0.clone(), h.clone()));
+            let ids = inserted_ids(q.fetch_all(&mut **tx).await?, chunk.len())?;
+            for ((i, _), id) in chunk.iter().zip(ids) {
+                out[*i] = Some(id);
             }
         }
         let claimed = match arrival {
@@ -273,7 +270,7 @@ impl Hall {
         for chunk in runs(&replies) {
             let sql = format!(
                 "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at, status, claimed_at, attempts) \
-                 VALUES {} RETURNING id, msisdn, kind, body, attempts",
+                 VALUES {} RETURNING id",
                 placeholders(1, chunk.len(), 8)
             );
             let sql = self.db().batch_sql(&sql);
@@ -289,16 +286,45 @@ impl Hall {
                     .bind(claimed_at)
                     .bind(attempts);
             }
-            let rows = q.fetch_all(&mut **tx).await?;
+            let ids = inserted_ids(q.fetch_all(&mut **tx).await?, chunk.len())?;
             if let Replies::Send(_) = replies_are {
-                for r in &rows {
-                    to_send.push(OutboundSms::from_row(r)?);
+                for ((to, body), id) in chunk.iter().zip(ids) {
+                    to_send.push(OutboundSms {
+                        id,
+                        msisdn: to.as_str().to_owned(),
+                        kind: SmsKind::Reply.as_str().to_owned(),
+                        body: (*body).to_owned(),
+                        attempts,
+                    });
                 }
             }
         }
         to_send.sort_by_key(|m| m.id);
         Ok(to_send)
     }
+}
+
+/// The ids a multi-row `INSERT … VALUES … RETURNING id` assigned, in the order of its rows.
+///
+/// Why not return the rows' own values to match them up: each returned column is a value
+/// converted and handed over from SQLite's thread, and these inserts are most of the SMS
+/// gateway's writes. Both databases number one statement's rows in the order of its VALUES
+/// (SQLite inserts them one after the other; PostgreSQL takes `nextval` row by row, and a
+/// sequence only grows), so the k-th smallest id is the k-th row's, whatever order RETURNING
+/// gives them in.
+fn inserted_ids(rows: Vec<sqlx::any::AnyRow>, expected: usize) -> Result<Vec<i64>> {
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if ids.len() != expected {
+        return Err(crate::error::Error::Storage(format!(
+            "an insert of {expected} rows returned {} ids",
+            ids.len()
+        )));
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -354,6 +380,63 @@ mod tests {
         assert_eq!(claimed.len(), 3);
         assert_eq!(&claimed[1..], &[a, b]);
         assert!(t.receive_mo_batch(&[]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_id_of_a_large_batch_is_its_own_rows() {
+        // 300 MO and their replies: several statements (runs of 256, 32, 8, 4), senders
+        // interleaved; each id handed back must be the row made from that very item.
+        let t = TestHall::empty().await;
+        let senders: Vec<String> = (0..7).map(|i| format!("1380013800{i}")).collect();
+        for s in &senders {
+            t.subscriber(s, 0).await;
+        }
+        let mos: Vec<(String, String, String)> = (0..300)
+            .map(|k| (senders[k % 7].clone(), "10086".into(), format!("CX{k}")))
+            .collect();
+        let mut tx = t.db().begin().await.unwrap();
+        let (ids, claimed) = t
+            .receive_mo_in(&mut tx, &mos, OnArrival::Claim, t.now_ms())
+            .await
+            .unwrap();
+        let done: Vec<(i64, Option<String>)> = ids
+            .iter()
+            .zip(&mos)
+            .map(|(id, (_, _, text))| (id.unwrap(), Some(format!("re {text}"))))
+            .collect();
+        let to_send = t
+            .complete_mo_in(&mut tx, &done, Replies::Send(0), t.now_ms())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(claimed.len(), 300);
+        for (id, (source, _, text)) in ids.iter().zip(&mos) {
+            let row = sqlx::query("SELECT source, body FROM sms_inbox WHERE id = $1")
+                .bind(id.unwrap())
+                .fetch_one(t.db().pool())
+                .await
+                .unwrap();
+            let stored: (String, String) = (row.try_get(0).unwrap(), row.try_get(1).unwrap());
+            assert_eq!(&stored, &(source.clone(), text.clone()));
+        }
+        assert_eq!(to_send.len(), 300);
+        for m in &to_send {
+            let row = sqlx::query("SELECT msisdn, body, status FROM outbox WHERE id = $1")
+                .bind(m.id)
+                .fetch_one(t.db().pool())
+                .await
+                .unwrap();
+            let stored: (String, String, String) = (
+                row.try_get(0).unwrap(),
+                row.try_get(1).unwrap(),
+                row.try_get(2).unwrap(),
+            );
+            assert_eq!(stored, (m.msisdn.clone(), m.body.clone(), "sending".into()));
+        }
+        // And the replies are in the order of their MO.
+        let bodies: Vec<&str> = to_send.iter().map(|m| m.body.as_str()).collect();
+        let expected: Vec<String> = mos.iter().map(|(_, _, x)| format!("re {x}")).collect();
+        assert_eq!(bodies, expected);
     }
 
     #[tokio::test]
