@@ -204,12 +204,13 @@ async fn balances_and_statuses(
     numbers: Vec<String>,
 ) -> Result<HashMap<String, (Balance, Status)>> {
     let numbers = padded(numbers);
-    let sql = format!(
-        "SELECT a.msisdn, a.cash, a.gift, s.status FROM accounts a \
+    let sql = db.batch_statement("accounts.balances_and_statuses", numbers.len(), || {
+        format!(
+            "SELECT a.msisdn, a.cash, a.gift, s.status FROM accounts a \
          JOIN subscribers s ON s.msisdn = a.msisdn WHERE a.msisdn IN ({})",
-        placeholders(1, numbers.len(), 1)
-    );
-    let sql = db.batch_sql(&sql);
+            placeholders(1, numbers.len(), 1)
+        )
+    });
     let mut q = sqlx::query(&sql);
     for m in numbers {
         q = q.bind(m);

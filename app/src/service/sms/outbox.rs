@@ -111,16 +111,17 @@ impl Hall {
         for chunk in runs(sent) {
             // One statement for the chunk: each message gets its own ids through a CASE.
             // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
-            let cases: String = (0..chunk.len())
-                .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
-                .collect();
-            let sql = format!(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL, \
+            let sql = self.db().batch_statement("outbox.sent", chunk.len(), || {
+                let cases: String = (0..chunk.len())
+                    .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
+                    .collect();
+                format!(
+                    "UPDATE outbox SET status = 'sent', sent_at = $1, last_error = NULL, \
                  body = CASE WHEN kind = 'code' THEN $2 ELSE body END, \
                  message_id = CASE id{cases} END WHERE id IN ({})",
-                placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
-            );
-            let sql = self.db().batch_sql(&sql);
+                    placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
+                )
+            });
             let mut q = sqlx::query(&sql).bind(now).bind(SENT_CODE_PLACEHOLDER);
             for (id, message_ids) in chunk {
                 q = q.bind(id).bind(message_ids.join(","));
@@ -139,12 +140,15 @@ impl Hall {
             })
             .collect();
         for chunk in runs(&parts) {
-            let sql = format!(
-                "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
+            let sql = self
+                .db()
+                .batch_statement("outbox_parts.insert", chunk.len(), || {
+                    format!(
+                        "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
                  ON CONFLICT (message_id) DO NOTHING",
-                placeholders(1, chunk.len(), 3)
-            );
-            let sql = self.db().batch_sql(&sql);
+                        placeholders(1, chunk.len(), 3)
+                    )
+                });
             let mut q = sqlx::query(&sql);
             for (mid, id, part) in chunk {
                 q = q.bind(*mid).bind(*id).bind(*part);
@@ -226,12 +230,15 @@ impl Hall {
             // orders.
             ids.sort_unstable();
             for chunk in runs(ids) {
-                let sql = format!(
-                    "UPDATE outbox_parts SET receipt_at = $1, stat = $2 \
+                let sql = self
+                    .db()
+                    .batch_statement("outbox_parts.receipts", chunk.len(), || {
+                        format!(
+                            "UPDATE outbox_parts SET receipt_at = $1, stat = $2 \
                      WHERE message_id IN ({}) RETURNING message_id, outbox_id",
-                    placeholders(3, chunk.len(), 1)
-                );
-                let sql = self.db().batch_sql(&sql);
+                            placeholders(3, chunk.len(), 1)
+                        )
+                    });
                 let mut q = sqlx::query(&sql).bind(now).bind(*stat);
                 for message_id in chunk {
                     q = q.bind(*message_id);
@@ -251,15 +258,16 @@ impl Hall {
         messages.sort_unstable();
         messages.dedup();
         for chunk in runs(&messages) {
-            let list = (0..chunk.len())
+            let sql = self.db().batch_statement("outbox.delivered", chunk.len(), || {
+let list = (0..chunk.len())
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
+            format!(
                 "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
                    SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
-            );
-            let sql = self.db().batch_sql(&sql);
+            )
+});
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(id);
