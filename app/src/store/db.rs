@@ -258,25 +258,29 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// that finds it all copied; so a second checkpoint, holding this process's write turn,
 /// copies the few pages written meanwhile — and the next write starts the log over.
 async fn checkpoints(pool: AnyPool, writer: Arc<Semaphore>, alive: std::sync::Weak<()>) {
-    let checkpoint = || async {
+    async fn checkpoint(conn: &mut AnyConnection) {
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_optional(&pool)
+            .fetch_optional(conn)
             .await
         {
             tracing::debug!(error = %e, "SQLite checkpoint failed; tried again shortly");
         }
-    };
+    }
     loop {
         tokio::time::sleep(CHECKPOINT_EVERY).await;
         if alive.upgrade().is_none() || pool.is_closed() {
             return;
         }
-        checkpoint().await;
+        // The connection first: the write turn is not held while waiting for one.
+        let Ok(mut conn) = pool.acquire().await else {
+            continue;
+        };
+        checkpoint(&mut conn).await;
         let Ok(Ok(_turn)) = tokio::time::timeout(WRITER_WAIT, writer.clone().acquire_owned()).await
         else {
             continue;
         };
-        checkpoint().await;
+        checkpoint(&mut conn).await;
     }
 }
 
