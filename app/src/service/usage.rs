@@ -299,13 +299,13 @@ impl Hall {
         let mut inserted = 0u64;
         for chunk in runs(records) {
             let sql = self.db().batch_statement("usage_records.insert", chunk.len(), || {
-format!(
-                "INSERT INTO usage_records (msisdn, period, kind, started_at, other_party, direction, \
-                 duration_secs, volume_kb, on_campus, reference) VALUES {} \
-                 ON CONFLICT (reference) DO NOTHING",
-                placeholders(1, chunk.len(), USAGE_COLUMNS)
-            )
-});
+                format!(
+                    "INSERT INTO usage_records (msisdn, period, kind, started_at, other_party, direction, \
+                     duration_secs, volume_kb, on_campus, reference) VALUES {} \
+                     ON CONFLICT (reference) DO NOTHING",
+                    placeholders(1, chunk.len(), USAGE_COLUMNS)
+                )
+            });
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 let (other, direction, duration, volume, campus) = match &r.kind {

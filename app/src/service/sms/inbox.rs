@@ -117,12 +117,12 @@ impl Hall {
         };
         for chunk in runs(&fresh) {
             let sql = self.db().batch_statement("sms_inbox.insert", chunk.len(), || {
-format!(
-                "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at, status, claimed_at) \
-                 VALUES {} RETURNING id",
-                placeholders(1, chunk.len(), 7)
-            )
-});
+                format!(
+                    "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at, status, claimed_at) \
+                     VALUES {} RETURNING id",
+                    placeholders(1, chunk.len(), 7)
+                )
+            });
             let mut q = sqlx::query(&sql);
             for (i, h) in chunk {
                 let (source, destination, text) = &mos[*i];
@@ -276,12 +276,12 @@ format!(
         // order of its MO.
         for chunk in runs(&replies) {
             let sql = self.db().batch_statement("outbox.insert_replies", chunk.len(), || {
-format!(
-                "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at, status, claimed_at, attempts) \
-                 VALUES {} RETURNING id",
-                placeholders(1, chunk.len(), 8)
-            )
-});
+                format!(
+                    "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at, status, claimed_at, attempts) \
+                     VALUES {} RETURNING id",
+                    placeholders(1, chunk.len(), 8)
+                )
+            });
             let mut q = sqlx::query(&sql);
             for (to, body) in chunk {
                 q = q

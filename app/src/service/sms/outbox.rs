@@ -259,15 +259,15 @@ impl Hall {
         messages.dedup();
         for chunk in runs(&messages) {
             let sql = self.db().batch_statement("outbox.delivered", chunk.len(), || {
-let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
-                   SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
-            )
-});
+                let list = (0..chunk.len())
+                    .map(|i| format!("${}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "UPDATE outbox SET delivered_at = $1 WHERE id IN ({list}) AND delivered_at IS NULL AND NOT EXISTS (\
+                       SELECT 1 FROM outbox_parts p WHERE p.outbox_id = outbox.id AND (p.stat IS NULL OR p.stat <> 'DELIVRD'))"
+                )
+            });
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(id);
