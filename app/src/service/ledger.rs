@@ -204,7 +204,7 @@ async fn balances_and_statuses(
     numbers: Vec<String>,
 ) -> Result<HashMap<String, (Balance, Status)>> {
     let numbers = padded(numbers);
-    let sql = db.batch_statement("accounts.balances_and_statuses", numbers.len(), || {
+    let sql = db.batch_statement(numbers.len(), || {
         format!(
             "SELECT a.msisdn, a.cash, a.gift, s.status FROM accounts a \
          JOIN subscribers s ON s.msisdn = a.msisdn WHERE a.msisdn IN ({})",

@@ -298,7 +298,7 @@ impl Hall {
         load_profile(&mut tx, msisdn).await?;
         let mut inserted = 0u64;
         for chunk in runs(records) {
-            let sql = self.db().batch_statement("usage_records.insert", chunk.len(), || {
+            let sql = self.db().batch_statement(chunk.len(), || {
                 format!(
                     "INSERT INTO usage_records (msisdn, period, kind, started_at, other_party, direction, \
                      duration_secs, volume_kb, on_campus, reference) VALUES {} \

@@ -89,18 +89,16 @@ impl Hall {
         // every recent message came back (the costliest statement under load).
         let mut stored_before: HashSet<(String, String)> = HashSet::new();
         for chunk in runs(&fresh) {
-            let sql = self
-                .db()
-                .batch_statement("sms_inbox.dedupe", chunk.len(), || {
-                    format!(
-                        "WITH batch (source, body_hash) AS (VALUES {}) \
+            let sql = self.db().batch_statement(chunk.len(), || {
+                format!(
+                    "WITH batch (source, body_hash) AS (VALUES {}) \
                  SELECT i.source, i.body_hash FROM batch \
                  JOIN sms_inbox i ON i.source = batch.source AND i.body_hash = batch.body_hash \
                  WHERE i.received_at > ${}",
-                        placeholders(1, chunk.len(), 2),
-                        2 * chunk.len() + 1
-                    )
-                });
+                    placeholders(1, chunk.len(), 2),
+                    2 * chunk.len() + 1
+                )
+            });
             let mut q = sqlx::query(&sql);
             for (i, h) in chunk {
                 q = q.bind(&mos[*i].0).bind(h);
@@ -116,7 +114,7 @@ impl Hall {
             OnArrival::Claim => ("handling", Some(now)),
         };
         for chunk in runs(&fresh) {
-            let sql = self.db().batch_statement("sms_inbox.insert", chunk.len(), || {
+            let sql = self.db().batch_statement(chunk.len(), || {
                 format!(
                     "INSERT INTO sms_inbox (source, destination, body, body_hash, received_at, status, claimed_at) \
                      VALUES {} RETURNING id",
@@ -239,15 +237,13 @@ impl Hall {
         let mut completed: HashMap<i64, String> = HashMap::with_capacity(done.len());
         let ids: Vec<i64> = done.iter().map(|(id, _)| *id).collect();
         for chunk in runs(&ids) {
-            let sql = self
-                .db()
-                .batch_statement("sms_inbox.handled", chunk.len(), || {
-                    format!(
-                "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id IN ({}) \
+            let sql = self.db().batch_statement(chunk.len(), || {
+                format!(
+                    "UPDATE sms_inbox SET status = 'handled', handled_at = $1 WHERE id IN ({}) \
                  AND status <> 'handled' RETURNING id, source",
-                placeholders(2, chunk.len(), 1)
-            )
-                });
+                    placeholders(2, chunk.len(), 1)
+                )
+            });
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(id);
@@ -275,7 +271,7 @@ impl Hall {
         // In the order given: the outbox is sent in id order, so a sender's replies keep the
         // order of its MO.
         for chunk in runs(&replies) {
-            let sql = self.db().batch_statement("outbox.insert_replies", chunk.len(), || {
+            let sql = self.db().batch_statement(chunk.len(), || {
                 format!(
                     "INSERT INTO outbox (msisdn, kind, body, next_attempt_at, created_at, status, claimed_at, attempts) \
                      VALUES {} RETURNING id",

@@ -111,7 +111,7 @@ impl Hall {
         for chunk in runs(sent) {
             // One statement for the chunk: each message gets its own ids through a CASE.
             // A code is a secret: once the SMSC has it, the hall keeps no readable copy.
-            let sql = self.db().batch_statement("outbox.sent", chunk.len(), || {
+            let sql = self.db().batch_statement(chunk.len(), || {
                 let cases: String = (0..chunk.len())
                     .map(|i| format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i))
                     .collect();
@@ -140,15 +140,13 @@ impl Hall {
             })
             .collect();
         for chunk in runs(&parts) {
-            let sql = self
-                .db()
-                .batch_statement("outbox_parts.insert", chunk.len(), || {
-                    format!(
-                        "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
+            let sql = self.db().batch_statement(chunk.len(), || {
+                format!(
+                    "INSERT INTO outbox_parts (message_id, outbox_id, part) VALUES {} \
                  ON CONFLICT (message_id) DO NOTHING",
-                        placeholders(1, chunk.len(), 3)
-                    )
-                });
+                    placeholders(1, chunk.len(), 3)
+                )
+            });
             let mut q = sqlx::query(&sql);
             for (mid, id, part) in chunk {
                 q = q.bind(*mid).bind(*id).bind(*part);
@@ -230,15 +228,13 @@ impl Hall {
             // orders.
             ids.sort_unstable();
             for chunk in runs(ids) {
-                let sql = self
-                    .db()
-                    .batch_statement("outbox_parts.receipts", chunk.len(), || {
-                        format!(
-                            "UPDATE outbox_parts SET receipt_at = $1, stat = $2 \
+                let sql = self.db().batch_statement(chunk.len(), || {
+                    format!(
+                        "UPDATE outbox_parts SET receipt_at = $1, stat = $2 \
                      WHERE message_id IN ({}) RETURNING message_id, outbox_id",
-                            placeholders(3, chunk.len(), 1)
-                        )
-                    });
+                        placeholders(3, chunk.len(), 1)
+                    )
+                });
                 let mut q = sqlx::query(&sql).bind(now).bind(*stat);
                 for message_id in chunk {
                     q = q.bind(*message_id);
@@ -258,7 +254,7 @@ impl Hall {
         messages.sort_unstable();
         messages.dedup();
         for chunk in runs(&messages) {
-            let sql = self.db().batch_statement("outbox.delivered", chunk.len(), || {
+            let sql = self.db().batch_statement(chunk.len(), || {
                 let list = (0..chunk.len())
                     .map(|i| format!("${}", i + 2))
                     .collect::<Vec<_>>()
