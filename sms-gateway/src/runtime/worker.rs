@@ -62,6 +62,8 @@ impl Worker {
         loop {
             if self.stop.is_cancelled() {
                 let d = *deadline.get_or_insert_with(|| {
+                    // One last look in the database, whenever the last one was.
+                    lookout.wake();
                     tokio::time::Instant::now() + self.options.shutdown_timeout
                 });
                 if tokio::time::Instant::now() >= d {

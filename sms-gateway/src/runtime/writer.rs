@@ -354,9 +354,8 @@ impl Writer {
         match stored {
             Ok((ids, claimed)) => {
                 let any = ids.iter().any(Option::is_some);
-                for (answer, id) in answers.into_iter().zip(ids) {
-                    let _ = answer.send(Ok(id));
-                }
+                // Handed over before they are acknowledged: a gateway told to stop right after
+                // acknowledging an MO finds it waiting for its worker and answers it.
                 if round.on_arrival == Some(OnArrival::Claim) {
                     if let Err(back) = self.to_worker.send(claimed) {
                         // The worker stopped meanwhile: give them back for the next gateway.
@@ -368,6 +367,9 @@ impl Writer {
                     }
                 } else if any {
                     self.mo_arrived.notify_one();
+                }
+                for (answer, id) in answers.into_iter().zip(ids) {
+                    let _ = answer.send(Ok(id));
                 }
             }
             Err(detail) => {
