@@ -475,6 +475,48 @@ mod tests {
         db.close().await;
     }
 
+    /// Under a writer that never pauses (the gateway under load), a checkpoint beside it never
+    /// finds the log all copied when a write begins: only the one taken holding the write turn
+    /// lets the log start over. Without it the log grew by everything written.
+    #[tokio::test]
+    async fn the_log_starts_over_under_a_writer_that_never_pauses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let wal = dir.path().join("x.db-wal");
+        let row = "x".repeat(4 * 1024);
+        const WRITE: u64 = 24 << 20;
+        let (mut written, mut largest) = (0u64, 0u64);
+        // By amount, not by time: a slow machine writes as much, only later. Each transaction
+        // holds the write turn a few milliseconds, as a gateway round does, which also keeps a
+        // fast machine from writing more between two checkpoints than the bound below.
+        while written < WRITE {
+            let mut tx = db.begin().await.unwrap();
+            for _ in 0..16 {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind(&row)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.commit().await.unwrap();
+            written += 16 * row.len() as u64;
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        assert!(
+            largest < WRITE / 3,
+            "the log started over while {WRITE} bytes were written; it reached {largest}"
+        );
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn batch_statements_are_made_once_per_call_site_and_length() {
         let (db, _guard) = crate::testing::fresh_db().await;
