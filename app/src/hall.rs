@@ -30,6 +30,8 @@ struct Inner {
     known: Arc<crate::service::subscribers::KnownSubscribers>,
     /// Balance queries asked together, read together.
     balance_reads: Arc<BalanceReads>,
+    /// Months' usage records lately rated, for the home page.
+    month_events: Arc<crate::service::month_events::MonthEvents>,
 }
 
 type BalanceReads =
@@ -47,6 +49,7 @@ impl Hall {
                 change_notices: true,
                 known: Arc::default(),
                 balance_reads: Arc::default(),
+                month_events: Arc::default(),
             }),
         }
     }
@@ -81,6 +84,7 @@ impl Hall {
                 change_notices: i.change_notices,
                 known: i.known.clone(),
                 balance_reads: i.balance_reads.clone(),
+                month_events: i.month_events.clone(),
             }),
         }
     }
@@ -99,12 +103,17 @@ impl Hall {
                 change_notices: false,
                 known: i.known.clone(),
                 balance_reads: i.balance_reads.clone(),
+                month_events: i.month_events.clone(),
             }),
         }
     }
 
     pub(crate) fn balance_reads(&self) -> &Arc<BalanceReads> {
         &self.inner.balance_reads
+    }
+
+    pub(crate) fn month_events(&self) -> &crate::service::month_events::MonthEvents {
+        &self.inner.month_events
     }
 
     pub(crate) fn known_subscribers(&self) -> &crate::service::subscribers::KnownSubscribers {

@@ -4,6 +4,8 @@
 //! `charges` row of its period plus a ledger debit with the same reference. A month's bill is
 //! all charges of that period, frozen at close (see `month_close.rs`). Month-to-date is the
 //! charges so far plus the overage rated so far, and drives the one high-bill alert a month.
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -13,6 +15,7 @@ use crate::clock::from_millis;
 use crate::domain::{Fen, Msisdn, Period};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
+use crate::service::month_events;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
 use crate::service::subscribers::load_profile;
@@ -370,10 +373,59 @@ pub(crate) fn statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
 }
 
 pub(crate) fn statement_from(period: Period, rows: &mut Rows) -> Result<MonthToDate> {
-    let mut items = charges_from(&rows.next())?;
+    let items = charges_from(&rows.next())?;
     let rating = rating_from(rows)?;
+    let closed = !rows.next().is_empty();
+    Ok(month_to_date(period, items, rating, closed))
+}
+
+/// [`statement_reads`] with the month's usage records asked by key only (see
+/// [`crate::service::month_events`]), for [`kept_statement_from`].
+pub(crate) fn kept_statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
+    [
+        charges_read(msisdn, period),
+        allowances_read(msisdn, period),
+        month_events::key_read(msisdn, period),
+        bill_exists_read(msisdn, period),
+    ]
+}
+
+/// [`statement_from`] for [`kept_statement_reads`]: the month's usage records are the hall's
+/// kept ones while their key holds, else read now on `conn` and kept.
+pub(crate) async fn kept_statement_from(
+    hall: &Hall,
+    conn: &mut AnyConnection,
+    msisdn: &Msisdn,
+    period: Period,
+    rows: &mut Rows,
+) -> Result<MonthToDate> {
+    let items = charges_from(&rows.next())?;
+    let allowances = allowances_from(&rows.next())?;
+    let key = month_events::key_from(&rows.next())?;
+    let closed = !rows.next().is_empty();
+    let kept = hall.month_events();
+    let events = match kept.get(msisdn, period, key) {
+        Some(events) => events,
+        None => {
+            let events = Arc::new(events_from(
+                &events_read(msisdn, period).fetch(conn).await?,
+            )?);
+            kept.put(msisdn, period, events.clone());
+            events
+        }
+    };
+    let rating = rating::rate(allowances, &events);
+    Ok(month_to_date(period, items, rating, closed))
+}
+
+fn month_to_date(
+    period: Period,
+    mut items: Vec<BillItem>,
+    rating: Rating,
+    closed: bool,
+) -> MonthToDate {
     // Once closed, the overage is among the charges already.
-    if rows.next().is_empty() {
+    if !closed {
         items.extend(
             overage_items(&rating)
                 .into_iter()
@@ -385,13 +437,13 @@ pub(crate) fn statement_from(period: Period, rows: &mut Rows) -> Result<MonthToD
         );
     }
     let total = items.iter().map(|i| i.amount).sum();
-    Ok(MonthToDate {
+    MonthToDate {
         period,
         by_category: subtotals(&items),
         items,
         total,
         rating,
-    })
+    }
 }
 
 async fn load_bill(

@@ -11,6 +11,7 @@ pub mod history;
 pub mod impersonation;
 pub mod ledger;
 pub mod month_close;
+pub(crate) mod month_events;
 pub mod outbox;
 pub mod overview;
 pub(crate) mod passwords;

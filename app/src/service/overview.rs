@@ -1,10 +1,11 @@
 //! The account at a glance, as the home page shows it: profile, balance, this month so far,
-//! points and the plan — eight reads in one batch (one hand-off on SQLite), the profile once.
+//! points and the plan — eight reads in one batch (one hand-off on SQLite), the profile once;
+//! the month's usage records only when they changed since the last view (`month_events`).
 use crate::domain::{Msisdn, Period};
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::service::actor::Actor;
-use crate::service::billing::{statement_from, statement_reads, MonthToDate};
+use crate::service::billing::{kept_statement_from, kept_statement_reads, MonthToDate};
 use crate::service::catalogue::{plan_read, product_from, Product};
 use crate::service::ledger::{balance_from, balance_read, Balance};
 use crate::service::points::{summary_from, summary_read, PointsSummary};
@@ -26,16 +27,16 @@ impl Hall {
         let now = self.now();
         let period = Period::containing(now);
         let mut reads = vec![profile_read(msisdn), balance_read(msisdn)];
-        reads.extend(statement_reads(msisdn, period));
+        reads.extend(kept_statement_reads(msisdn, period));
         reads.push(summary_read(msisdn, now));
         reads.push(plan_read(msisdn));
         let mut conn = self.db().pool().acquire().await?;
         let mut rows = fetch_each(&mut conn, reads).await?;
-        drop(conn);
         // The profile first: a stranger is an unknown subscriber, whatever else is missing.
         let profile = profile_from(&rows.next())?;
         let balance = balance_from(&rows.next())?;
-        let month_to_date = statement_from(period, &mut rows)?;
+        let month_to_date = kept_statement_from(self, &mut conn, msisdn, period, &mut rows).await?;
+        drop(conn);
         let points = summary_from(&rows.next(), now)?;
         let plan = product_from(&rows.next())?;
         Ok(Overview {
@@ -56,6 +57,61 @@ mod tests {
     use crate::domain::ProductCode;
     use crate::error::Error;
     use crate::testing::TestHall;
+
+    /// The month's usage records are kept between views; records another process adds show
+    /// in the next view all the same.
+    #[tokio::test]
+    async fn usage_recorded_by_another_process_shows_in_the_next_view() {
+        use crate::service::usage::{Direction, UsageKind, UsageRecord};
+        use std::sync::Arc;
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 12_000).await;
+        let elsewhere = Hall::new(
+            t.db().clone(),
+            crate::testing::fresh_ephemeral().await,
+            Arc::new(t.clock.clone()),
+            crate::config::Settings::default(),
+        );
+        let call = |reference: &str, minutes: i64| UsageRecord {
+            reference: reference.into(),
+            started_at: t.now(),
+            kind: UsageKind::Call {
+                other_party: "13912345678".into(),
+                direction: Direction::Out,
+                duration_secs: minutes * 60,
+            },
+        };
+        let view = || async {
+            t.overview_as(Actor::Subscriber, &m)
+                .await
+                .unwrap()
+                .month_to_date
+        };
+        assert_eq!(view().await.rating.voice.used, 0);
+        elsewhere
+            .record_usage(&m, &[call("c1", 250)])
+            .await
+            .unwrap();
+        let after_one = view().await;
+        assert_eq!(after_one.rating.voice.used, 250);
+        elsewhere
+            .record_usage(&m, &[call("c2", 3), call("c3", 1)])
+            .await
+            .unwrap();
+        let after_three = view().await;
+        assert_eq!(after_three.rating.voice.used, 254);
+        assert_eq!(
+            to_value(&after_three).unwrap(),
+            to_value(t.month_to_date(&m).await.unwrap()).unwrap(),
+            "the same as the statement read whole"
+        );
+        assert!(after_three.total > after_one.total, "overage charged");
+        assert_eq!(
+            to_value(view().await).unwrap(),
+            to_value(&after_three).unwrap(),
+            "nothing new: the same again"
+        );
+    }
 
     #[tokio::test]
     async fn the_overview_is_what_each_query_says_on_its_own() {
