@@ -434,8 +434,8 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 
-    #[tokio::test]
-    async fn the_checkpointer_keeps_the_sqlite_log_from_growing() {
+    /// A SQLite database of its own with a table `t (v TEXT)`, and where its log is.
+    async fn sqlite_with_a_table() -> (Db, std::path::PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
         let db = Db::connect(&format!("sqlite://{}", path.display()))
@@ -445,7 +445,12 @@ mod tests {
             .execute(db.pool())
             .await
             .unwrap();
-        let wal = dir.path().join("x.db-wal");
+        (db, dir.path().join("x.db-wal"), dir)
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_keeps_the_sqlite_log_from_growing() {
+        let (db, wal, _dir) = sqlite_with_a_table().await;
         let write_2mb = || async {
             let mut tx = db.begin().await.unwrap();
             for _ in 0..64 {
@@ -480,16 +485,7 @@ mod tests {
     /// lets the log start over. Without it the log grew by everything written.
     #[tokio::test]
     async fn the_log_starts_over_under_a_writer_that_never_pauses() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let db = Db::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        sqlx::query("CREATE TABLE t (v TEXT)")
-            .execute(db.pool())
-            .await
-            .unwrap();
-        let wal = dir.path().join("x.db-wal");
+        let (db, wal, _dir) = sqlite_with_a_table().await;
         let row = "x".repeat(4 * 1024);
         const WRITE: u64 = 24 << 20;
         let (mut written, mut largest) = (0u64, 0u64);
