@@ -30,7 +30,7 @@ struct Inner {
     known: Arc<crate::service::subscribers::KnownSubscribers>,
     /// Balance queries asked together, read together.
     balance_reads: Arc<BalanceReads>,
-    /// Months' usage records lately rated, for the home page.
+    /// Months' usage records lately rated (see `service::month_events`).
     month_events: Arc<crate::service::month_events::MonthEvents>,
 }
 

@@ -4,8 +4,6 @@
 //! `charges` row of its period plus a ledger debit with the same reference. A month's bill is
 //! all charges of that period, frozen at close (see `month_close.rs`). Month-to-date is the
 //! charges so far plus the overage rated so far, and drives the one high-bill alert a month.
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -19,7 +17,6 @@ use crate::service::month_events;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
 use crate::service::subscribers::load_profile;
-use crate::service::usage::{events_from, events_read};
 use crate::store::reads::{fetch_each, Read, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -305,21 +302,38 @@ fn allowances_from(rows: &[AnyRow]) -> Result<Allowances> {
 
 /// Rates one number's month against that month's allowances.
 pub(crate) async fn rate_period(
+    hall: &Hall,
     conn: &mut AnyConnection,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Rating> {
-    rating_from(&mut fetch_each(conn, rating_reads(msisdn, period)).await?)
+    let mut rows = fetch_each(conn, rating_reads(msisdn, period)).await?;
+    rating_from(hall, conn, msisdn, period, &mut rows).await
 }
 
-/// The reads behind [`rate_period`]: the month's allowances and its usage records.
+/// The reads behind [`rate_period`]: the month's allowances and its usage records' key (the
+/// records themselves are read only when the hall does not keep them; see
+/// [`crate::service::month_events`]).
 fn rating_reads(msisdn: &Msisdn, period: Period) -> [Read; 2] {
-    [allowances_read(msisdn, period), events_read(msisdn, period)]
+    [
+        allowances_read(msisdn, period),
+        month_events::key_read(msisdn, period),
+    ]
 }
 
-fn rating_from(rows: &mut Rows) -> Result<Rating> {
+/// The month rated from the rows of [`rating_reads`], with its usage records as the hall
+/// keeps them or read on `conn`.
+async fn rating_from(
+    hall: &Hall,
+    conn: &mut AnyConnection,
+    msisdn: &Msisdn,
+    period: Period,
+    rows: &mut Rows,
+) -> Result<Rating> {
     let allowances = allowances_from(&rows.next())?;
-    Ok(rating::rate(allowances, &events_from(&rows.next())?))
+    let key = month_events::key_from(&rows.next())?;
+    let events = hall.month_events().list(conn, msisdn, period, key).await?;
+    Ok(rating::rate(allowances, &events))
 }
 
 pub(crate) async fn bill_exists(
@@ -341,58 +355,30 @@ fn bill_exists_read(msisdn: &Msisdn, period: Period) -> Read {
 
 /// A period's charges so far plus, while it is open, the overage rated so far.
 async fn statement(
+    hall: &Hall,
     conn: &mut AnyConnection,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<MonthToDate> {
     load_profile(conn, msisdn).await?;
-    statement_of_known(conn, msisdn, period).await
+    let mut rows = fetch_each(conn, statement_reads(msisdn, period)).await?;
+    statement_from(hall, conn, msisdn, period, &mut rows).await
 }
 
-/// [`statement`] for a number already known to be a subscriber.
-pub(crate) async fn statement_of_known(
-    conn: &mut AnyConnection,
-    msisdn: &Msisdn,
-    period: Period,
-) -> Result<MonthToDate> {
-    statement_from(
-        period,
-        &mut fetch_each(conn, statement_reads(msisdn, period)).await?,
-    )
-}
-
-/// The reads behind [`statement_of_known`], for a batch ([`crate::store::reads`]).
+/// The reads behind [`statement`], for a batch ([`crate::store::reads`]).
 pub(crate) fn statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
-    let [allowances, events] = rating_reads(msisdn, period);
+    let [allowances, events_key] = rating_reads(msisdn, period);
     [
         charges_read(msisdn, period),
         allowances,
-        events,
+        events_key,
         bill_exists_read(msisdn, period),
     ]
 }
 
-pub(crate) fn statement_from(period: Period, rows: &mut Rows) -> Result<MonthToDate> {
-    let items = charges_from(&rows.next())?;
-    let rating = rating_from(rows)?;
-    let closed = !rows.next().is_empty();
-    Ok(month_to_date(period, items, rating, closed))
-}
-
-/// [`statement_reads`] with the month's usage records asked by key only (see
-/// [`crate::service::month_events`]), for [`kept_statement_from`].
-pub(crate) fn kept_statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
-    [
-        charges_read(msisdn, period),
-        allowances_read(msisdn, period),
-        month_events::key_read(msisdn, period),
-        bill_exists_read(msisdn, period),
-    ]
-}
-
-/// [`statement_from`] for [`kept_statement_reads`]: the month's usage records are the hall's
-/// kept ones while their key holds, else read now on `conn` and kept.
-pub(crate) async fn kept_statement_from(
+/// The statement from the rows of [`statement_reads`] (the usage records read on `conn` if
+/// the hall does not keep them).
+pub(crate) async fn statement_from(
     hall: &Hall,
     conn: &mut AnyConnection,
     msisdn: &Msisdn,
@@ -400,21 +386,8 @@ pub(crate) async fn kept_statement_from(
     rows: &mut Rows,
 ) -> Result<MonthToDate> {
     let items = charges_from(&rows.next())?;
-    let allowances = allowances_from(&rows.next())?;
-    let key = month_events::key_from(&rows.next())?;
+    let rating = rating_from(hall, conn, msisdn, period, rows).await?;
     let closed = !rows.next().is_empty();
-    let kept = hall.month_events();
-    let events = match kept.get(msisdn, period, key) {
-        Some(events) => events,
-        None => {
-            let events = Arc::new(events_from(
-                &events_read(msisdn, period).fetch(conn).await?,
-            )?);
-            kept.put(msisdn, period, events.clone());
-            events
-        }
-    };
-    let rating = rating::rate(allowances, &events);
     Ok(month_to_date(period, items, rating, closed))
 }
 
@@ -495,14 +468,14 @@ impl Hall {
     /// far, itemised by category.
     pub async fn month_to_date(&self, msisdn: &Msisdn) -> Result<MonthToDate> {
         let mut conn = self.db().pool().acquire().await?;
-        statement(&mut conn, msisdn, Period::containing(self.now())).await
+        statement(self, &mut conn, msisdn, Period::containing(self.now())).await
     }
 
     /// Allowances used and left in a month (the current one for the home page and `CXLL`).
     pub async fn usage_summary(&self, msisdn: &Msisdn, period: Period) -> Result<Rating> {
         let mut conn = self.db().pool().acquire().await?;
         load_profile(&mut conn, msisdn).await?;
-        rate_period(&mut conn, msisdn, period).await
+        rate_period(self, &mut conn, msisdn, period).await
     }
 
     /// [`Hall::usage_summary`] for the current month.
@@ -570,7 +543,7 @@ impl Hall {
             return Ok(false);
         }
         let threshold = load_profile(&mut conn, msisdn).await?.alert_threshold;
-        let mtd = statement(&mut conn, msisdn, period).await?;
+        let mtd = statement(self, &mut conn, msisdn, period).await?;
         drop(conn);
         if mtd.total <= threshold {
             return Ok(false);

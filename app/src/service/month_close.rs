@@ -182,7 +182,7 @@ impl Hall {
         let profile = load_profile(&mut tx, msisdn).await?;
 
         // 1. Overage, charged to the month it was used in.
-        let rating = rate_period(&mut tx, msisdn, period).await?;
+        let rating = rate_period(self, &mut tx, msisdn, period).await?;
         for (key, item, amount) in overage_items(&rating) {
             let reference = format!("overage:{msisdn}:{period}:{key}");
             charge(

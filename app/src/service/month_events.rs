@@ -1,17 +1,19 @@
-//! A month's usage records as rating reads them, kept between page views. The home page rates
-//! the month so far on every view, and reading every record of the month (hundreds by its
-//! end) was most of the page's cost. Records are only ever added — never changed, never
-//! deleted — so a month's list is the same while its count and newest id are: one short
-//! indexed read tells whether the list kept here still holds, whichever process added records.
+//! A month's usage records as rating reads them, kept between ratings. The home page, the
+//! bills, the detail records, `CXLL` and the high-bill check after each import all rate the
+//! month so far, and reading every record of the month (hundreds by its end) was most of the
+//! home page's cost. Records are only ever added — never changed, never deleted — so a month's
+//! list is the same while its count and newest id are: one short indexed read tells whether
+//! the list kept here still holds, whichever process added records.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Msisdn, Period};
 use crate::error::Result;
 use crate::service::rating::UsageEvent;
+use crate::service::usage::{events_from, events_read};
 use crate::store::reads::Read;
 
 /// What identifies a month's list of records: how many, and the newest one's id.
@@ -65,27 +67,41 @@ type Kept = (ListKey, Arc<Vec<UsageEvent>>, u64);
 
 #[derive(Default)]
 struct Months {
-    by_month: HashMap<(String, Period), Kept>,
+    by_month: HashMap<(Msisdn, Period), Kept>,
     /// Counts puts, to tell the older entries from the newer.
     clock: u64,
 }
 
 impl MonthEvents {
-    /// The month's records if the list kept is the one `key` describes.
-    pub(crate) fn get(
+    /// The month's records whose key is `key` (read by [`key_read`]): the list kept, or
+    /// else read now on `conn` and kept.
+    pub(crate) async fn list(
         &self,
+        conn: &mut AnyConnection,
         msisdn: &Msisdn,
         period: Period,
         key: ListKey,
-    ) -> Option<Arc<Vec<UsageEvent>>> {
+    ) -> Result<Arc<Vec<UsageEvent>>> {
+        if let Some(events) = self.get(msisdn, period, key) {
+            return Ok(events);
+        }
+        let events = Arc::new(events_from(
+            &events_read(msisdn, period).fetch(conn).await?,
+        )?);
+        self.put(msisdn, period, events.clone());
+        Ok(events)
+    }
+
+    /// The month's records if the list kept is the one `key` describes.
+    fn get(&self, msisdn: &Msisdn, period: Period, key: ListKey) -> Option<Arc<Vec<UsageEvent>>> {
         let months = self.months.lock().expect("month events lock");
-        let (kept, events, _) = months.by_month.get(&(msisdn.as_str().to_owned(), period))?;
+        let (kept, events, _) = months.by_month.get(&(msisdn.clone(), period))?;
         (*kept == key).then(|| events.clone())
     }
 
     /// Keeps a month's records as read, under the key they have (not the key read before
     /// them: records added in between are in the list, and its key says so).
-    pub(crate) fn put(&self, msisdn: &Msisdn, period: Period, events: Arc<Vec<UsageEvent>>) {
+    fn put(&self, msisdn: &Msisdn, period: Period, events: Arc<Vec<UsageEvent>>) {
         let mut months = self.months.lock().expect("month events lock");
         if months.by_month.len() >= MOST_MONTHS {
             let mut ages: Vec<u64> = months.by_month.values().map(|v| v.2).collect();
@@ -96,7 +112,7 @@ impl MonthEvents {
         months.clock += 1;
         let now = months.clock;
         months.by_month.insert(
-            (msisdn.as_str().to_owned(), period),
+            (msisdn.clone(), period),
             (ListKey::of(&events), events, now),
         );
     }

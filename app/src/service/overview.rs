@@ -1,11 +1,12 @@
 //! The account at a glance, as the home page shows it: profile, balance, this month so far,
 //! points and the plan — eight reads in one batch (one hand-off on SQLite), the profile once;
-//! the month's usage records only when they changed since the last view (`month_events`).
+//! the month's usage records read only when they changed since this process last rated the
+//! month (`month_events`).
 use crate::domain::{Msisdn, Period};
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::service::actor::Actor;
-use crate::service::billing::{kept_statement_from, kept_statement_reads, MonthToDate};
+use crate::service::billing::{statement_from, statement_reads, MonthToDate};
 use crate::service::catalogue::{plan_read, product_from, Product};
 use crate::service::ledger::{balance_from, balance_read, Balance};
 use crate::service::points::{summary_from, summary_read, PointsSummary};
@@ -27,7 +28,7 @@ impl Hall {
         let now = self.now();
         let period = Period::containing(now);
         let mut reads = vec![profile_read(msisdn), balance_read(msisdn)];
-        reads.extend(kept_statement_reads(msisdn, period));
+        reads.extend(statement_reads(msisdn, period));
         reads.push(summary_read(msisdn, now));
         reads.push(plan_read(msisdn));
         let mut conn = self.db().pool().acquire().await?;
@@ -35,7 +36,7 @@ impl Hall {
         // The profile first: a stranger is an unknown subscriber, whatever else is missing.
         let profile = profile_from(&rows.next())?;
         let balance = balance_from(&rows.next())?;
-        let month_to_date = kept_statement_from(self, &mut conn, msisdn, period, &mut rows).await?;
+        let month_to_date = statement_from(self, &mut conn, msisdn, period, &mut rows).await?;
         drop(conn);
         let points = summary_from(&rows.next(), now)?;
         let plan = product_from(&rows.next())?;

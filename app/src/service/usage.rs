@@ -367,7 +367,7 @@ impl Hall {
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let mut conn = self.db().pool().acquire().await?;
         load_profile(&mut conn, msisdn).await?;
-        let rating = crate::service::billing::rate_period(&mut conn, msisdn, period).await?;
+        let rating = crate::service::billing::rate_period(self, &mut conn, msisdn, period).await?;
         let filter = if kind.is_some() { " AND kind = $3" } else { "" };
         let count_sql =
             format!("SELECT COUNT(*) FROM usage_records WHERE msisdn = $1 AND period = $2{filter}");
