@@ -356,20 +356,24 @@ impl Writer {
                 let any = ids.iter().any(Option::is_some);
                 // Handed over before they are acknowledged: a gateway told to stop right after
                 // acknowledging an MO finds it waiting for its worker and answers it.
+                let mut give_back: Vec<i64> = Vec::new();
                 if round.on_arrival == Some(OnArrival::Claim) {
                     if let Err(back) = self.to_worker.send(claimed) {
-                        // The worker stopped meanwhile: give them back for the next gateway.
-                        let ids: Vec<i64> = back.iter().map(|m| m.id).collect();
-                        if let Err(e) = self.hall.release_mo(&ids).await {
-                            tracing::warn!(count = ids.len(), error = %e.operator_detail(),
-                                "cannot give back claimed MO; they are handled when the claim expires");
-                        }
+                        give_back = back.iter().map(|m| m.id).collect();
                     }
                 } else if any {
                     self.mo_arrived.notify_one();
                 }
                 for (answer, id) in answers.into_iter().zip(ids) {
                     let _ = answer.send(Ok(id));
+                }
+                // The worker stopped meanwhile: given back for the next gateway (after the
+                // acknowledgements, which need not wait for this write).
+                if !give_back.is_empty() {
+                    if let Err(e) = self.hall.release_mo(&give_back).await {
+                        tracing::warn!(count = give_back.len(), error = %e.operator_detail(),
+                            "cannot give back claimed MO; they are handled when the claim expires");
+                    }
                 }
             }
             Err(detail) => {
