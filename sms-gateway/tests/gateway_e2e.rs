@@ -27,22 +27,22 @@ struct Rig {
 type Wrap = Box<dyn FnOnce(Arc<Inbox>) -> Arc<dyn MoHandler>>;
 
 async fn rig_with(settings: Settings, smsc_config: SmscConfig, wrap: Wrap) -> Rig {
-    rig_full(settings, smsc_config, |_| {}, wrap).await
+    rig_full(settings, smsc_config, |_, _| {}, wrap).await
 }
 
 async fn rig_full(
     settings: Settings,
     smsc_config: SmscConfig,
-    tweak: impl FnOnce(&mut sms_gateway::smpp::EsmeConfig),
+    tweak: impl FnOnce(&mut sms_gateway::smpp::EsmeConfig, &mut RuntimeOptions),
     wrap: Wrap,
 ) -> Rig {
     let t = TestHall::empty_with(settings).await;
     t.subscriber(SUBSCRIBER, 5000).await;
     let smsc = Smsc::start(smsc_config).await.expect("simulator starts");
     let mut esme = esme_config(smsc.local_addr().port(), "openhall", "secret");
-    tweak(&mut esme);
     let mut options = RuntimeOptions::new(SHORT_CODE);
     options.poll = Duration::from_millis(100);
+    tweak(&mut esme, &mut options);
     let gw = Gateway::start_with(
         t.hall.clone(),
         esme,
@@ -392,7 +392,7 @@ async fn throttling_beyond_the_links_patience_is_retried_from_the_outbox_later()
     let r = rig_full(
         Settings::default(),
         config,
-        |c| c.throttle_retries = 1,
+        |c, _| c.throttle_retries = 1,
         Box::new(|i| i),
     )
     .await;
@@ -563,6 +563,35 @@ async fn an_mo_acknowledged_just_before_shutdown_is_still_answered() {
         .await
         .expect("shutdown is bounded");
     assert_eq!(r.smsc.unbinds_received(), 1);
+    let mt = r
+        .smsc
+        .next_mt(Duration::from_millis(100))
+        .await
+        .expect("answered before the unbind");
+    assert_eq!(mt.text, "您的余额为50.00元");
+    assert_eq!(r.t.outbox_depth().await.unwrap(), 0);
+}
+
+/// An MO stored without this gateway being told (by another process, straight into the inbox)
+/// and still waiting when the gateway is told to stop: its worker takes one last look in the
+/// database, however long ago its last one was, and answers it before the unbind.
+#[tokio::test]
+async fn an_mo_waiting_in_the_inbox_at_shutdown_is_answered_before_the_unbind() {
+    let r = rig_full(
+        Settings::default(),
+        SmscConfig::new("openhall", "secret"),
+        |_, o| o.poll = Duration::from_secs(3600),
+        Box::new(|i| i),
+    )
+    .await;
+    // The worker's first look, at start, finds nothing; the next is an hour away.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    r.t.receive_mo(SUBSCRIBER, SHORT_CODE, "CXYE")
+        .await
+        .unwrap();
+    timeout(WAIT, r.gw.shutdown())
+        .await
+        .expect("shutdown is bounded");
     let mt = r
         .smsc
         .next_mt(Duration::from_millis(100))
