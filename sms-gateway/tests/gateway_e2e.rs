@@ -80,6 +80,22 @@ impl Rig {
         self.smsc.next_mt(WAIT).await.expect("an MT arrives")
     }
 
+    /// Shuts the gateway down and asserts that `reply` reached the handset before the unbind
+    /// (the simulator holds it already) and that nothing is left to send.
+    async fn stops_having_answered(&self, reply: &str) {
+        timeout(WAIT, self.gw.shutdown())
+            .await
+            .expect("shutdown is bounded");
+        assert_eq!(self.smsc.unbinds_received(), 1);
+        let mt = self
+            .smsc
+            .next_mt(Duration::from_millis(100))
+            .await
+            .expect("answered before the unbind");
+        assert_eq!(mt.text, reply);
+        assert_eq!(self.t.outbox_depth().await.unwrap(), 0);
+    }
+
     /// Asserts nothing more reaches the handset for a while.
     async fn no_more_mt(&self) {
         if let Some(m) = self.smsc.next_mt(Duration::from_millis(600)).await {
@@ -559,17 +575,7 @@ async fn shutdown_unbinds_and_stops_sending() {
 async fn an_mo_acknowledged_just_before_shutdown_is_still_answered() {
     let r = rig().await;
     assert_eq!(r.mo("CXYE").await, status::ESME_ROK);
-    timeout(WAIT, r.gw.shutdown())
-        .await
-        .expect("shutdown is bounded");
-    assert_eq!(r.smsc.unbinds_received(), 1);
-    let mt = r
-        .smsc
-        .next_mt(Duration::from_millis(100))
-        .await
-        .expect("answered before the unbind");
-    assert_eq!(mt.text, "您的余额为50.00元");
-    assert_eq!(r.t.outbox_depth().await.unwrap(), 0);
+    r.stops_having_answered("您的余额为50.00元").await;
 }
 
 /// An MO stored without this gateway being told (by another process, straight into the inbox)
@@ -589,16 +595,7 @@ async fn an_mo_waiting_in_the_inbox_at_shutdown_is_answered_before_the_unbind() 
     r.t.receive_mo(SUBSCRIBER, SHORT_CODE, "CXYE")
         .await
         .unwrap();
-    timeout(WAIT, r.gw.shutdown())
-        .await
-        .expect("shutdown is bounded");
-    let mt = r
-        .smsc
-        .next_mt(Duration::from_millis(100))
-        .await
-        .expect("answered before the unbind");
-    assert_eq!(mt.text, "您的余额为50.00元");
-    assert_eq!(r.t.outbox_depth().await.unwrap(), 0);
+    r.stops_having_answered("您的余额为50.00元").await;
 }
 
 /// The real binary against a simulator, on a fresh database: it answers, and on SIGTERM it
