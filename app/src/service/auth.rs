@@ -10,6 +10,7 @@ use crate::hall::Hall;
 use crate::service::codes::CodePurpose;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::passwords;
+use crate::store::reads::Read;
 
 const MAX_WRONG_PASSWORDS: i64 = 5;
 const LOCKOUT_MS: i64 = 24 * 3600 * 1000;
@@ -160,14 +161,10 @@ impl Hall {
 
     /// The current epoch: a session holding an older one has been signed out.
     pub async fn session_epoch(&self, msisdn: &Msisdn) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT session_epoch FROM subscribers WHERE msisdn = $1")
-                .bind(msisdn.as_str())
-                .fetch_optional(self.db().pool())
-                .await?
-                .ok_or(Error::UnknownSubscriber)?
-                .try_get(0)?,
-        )
+        let read = Read::new("SELECT session_epoch FROM subscribers WHERE msisdn = $1")
+            .text(msisdn.as_str());
+        let rows = self.db().reader().await?.fetch(read).await?;
+        rows.first().ok_or(Error::UnknownSubscriber)?.try_get(0)
     }
 }
 

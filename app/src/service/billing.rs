@@ -4,9 +4,9 @@
 //! `charges` row of its period plus a ledger debit with the same reference. A month's bill is
 //! all charges of that period, frozen at close (see `month_close.rs`). Month-to-date is the
 //! charges so far plus the overage rated so far, and drives the one high-bill alert a month.
+use crate::store::reads::ReadRow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::from_millis;
@@ -17,7 +17,7 @@ use crate::service::month_events;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
 use crate::service::subscribers::load_profile;
-use crate::store::reads::{fetch_each, Read, Rows};
+use crate::store::reads::{Read, Reader, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,13 +219,13 @@ fn charges_read(msisdn: &Msisdn, period: Period) -> Read {
     .text(period.to_string())
 }
 
-fn charges_from(rows: &[AnyRow]) -> Result<Vec<BillItem>> {
+fn charges_from(rows: &[ReadRow]) -> Result<Vec<BillItem>> {
     let mut items = rows.iter().map(item_from_row).collect::<Result<Vec<_>>>()?;
     items.sort_by_key(|i| i.category); // stable: keeps time order within a category
     Ok(items)
 }
 
-fn item_from_row(r: &sqlx::any::AnyRow) -> Result<BillItem> {
+fn item_from_row(r: &ReadRow) -> Result<BillItem> {
     Ok(BillItem {
         category: ChargeCategory::from_db(&r.try_get::<String, _>(0)?)
             .ok_or_else(|| Error::Storage("unreadable charge category".into()))?,
@@ -284,11 +284,11 @@ fn allowances_read(msisdn: &Msisdn, period: Period) -> Read {
     .text(period.to_string())
 }
 
-fn allowances_from(rows: &[AnyRow]) -> Result<Allowances> {
+fn allowances_from(rows: &[ReadRow]) -> Result<Allowances> {
     let mut total = Allowances::default();
     let mut has_plan = false;
     for r in rows {
-        let field = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(i)?) };
+        let field = |i: usize| -> Result<i64> { r.try_get::<i64, _>(i) };
         has_plan |= field(0)? == 1;
         total = total + Allowances::from_product(field(1)?, field(2)?, field(3)?, field(4)?);
     }
@@ -307,8 +307,9 @@ pub(crate) async fn rate_period(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Rating> {
-    let mut rows = fetch_each(conn, rating_reads(msisdn, period)).await?;
-    rating_from(hall, conn, msisdn, period, &mut rows).await
+    let mut reader = Reader::Conn(conn);
+    let mut rows = reader.fetch_each(rating_reads(msisdn, period)).await?;
+    rating_from(hall, &mut reader, msisdn, period, &mut rows).await
 }
 
 /// The reads behind [`rate_period`]: the month's allowances and its usage records' key (the
@@ -322,17 +323,20 @@ fn rating_reads(msisdn: &Msisdn, period: Period) -> [Read; 2] {
 }
 
 /// The month rated from the rows of [`rating_reads`], with its usage records as the hall
-/// keeps them or read on `conn`.
+/// keeps them or read by `reader`.
 async fn rating_from(
     hall: &Hall,
-    conn: &mut AnyConnection,
+    reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
     rows: &mut Rows,
 ) -> Result<Rating> {
     let allowances = allowances_from(&rows.next())?;
     let key = month_events::key_from(&rows.next())?;
-    let events = hall.month_events().list(conn, msisdn, period, key).await?;
+    let events = hall
+        .month_events()
+        .list(reader, msisdn, period, key)
+        .await?;
     Ok(rating::rate(allowances, &events))
 }
 
@@ -361,8 +365,9 @@ async fn statement(
     period: Period,
 ) -> Result<MonthToDate> {
     load_profile(conn, msisdn).await?;
-    let mut rows = fetch_each(conn, statement_reads(msisdn, period)).await?;
-    statement_from(hall, conn, msisdn, period, &mut rows).await
+    let mut reader = Reader::Conn(conn);
+    let mut rows = reader.fetch_each(statement_reads(msisdn, period)).await?;
+    statement_from(hall, &mut reader, msisdn, period, &mut rows).await
 }
 
 /// The reads behind [`statement`], for a batch ([`crate::store::reads`]).
@@ -376,17 +381,17 @@ pub(crate) fn statement_reads(msisdn: &Msisdn, period: Period) -> [Read; 4] {
     ]
 }
 
-/// The statement from the rows of [`statement_reads`] (the usage records read on `conn` if
+/// The statement from the rows of [`statement_reads`] (the usage records read by `reader` if
 /// the hall does not keep them).
 pub(crate) async fn statement_from(
     hall: &Hall,
-    conn: &mut AnyConnection,
+    reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
     rows: &mut Rows,
 ) -> Result<MonthToDate> {
     let items = charges_from(&rows.next())?;
-    let rating = rating_from(hall, conn, msisdn, period, rows).await?;
+    let rating = rating_from(hall, reader, msisdn, period, rows).await?;
     let closed = !rows.next().is_empty();
     Ok(month_to_date(period, items, rating, closed))
 }
@@ -441,7 +446,10 @@ async fn load_bill(
     .bind(period.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    let mut items = rows.iter().map(item_from_row).collect::<Result<Vec<_>>>()?;
+    let mut items = rows
+        .into_iter()
+        .map(|r| item_from_row(&ReadRow::Any(r)))
+        .collect::<Result<Vec<_>>>()?;
     items.sort_by_key(|i| i.category);
     Ok(Some(Bill {
         msisdn: msisdn.clone(),

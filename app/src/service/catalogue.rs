@@ -1,7 +1,7 @@
 //! The product catalogue: base plans (one at a time, per brand) and add-ons (any number).
+use crate::store::reads::ReadRow;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::domain::{Brand, Fen, Msisdn, ProductCode};
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ pub(crate) const PRODUCT_COLUMNS: &str =
     "code, kind, family, name_zh, name_en, monthly_fee, voice_minutes, data_mb, \
      sms_count, wlan_minutes, description_zh, description_en";
 
-pub(crate) fn product_from_row(r: &sqlx::any::AnyRow, offset: usize) -> Result<Product> {
+pub(crate) fn product_from_row(r: &ReadRow, offset: usize) -> Result<Product> {
     let kind: String = r.try_get(offset + 1)?;
     Ok(Product {
         code: ProductCode::parse(&r.try_get::<String, _>(offset)?)
@@ -86,7 +86,7 @@ pub(crate) fn plan_read(msisdn: &Msisdn) -> Read {
 }
 
 /// The product of [`load_product`] or [`plan_read`].
-pub(crate) fn product_from(rows: &[AnyRow]) -> Result<Product> {
+pub(crate) fn product_from(rows: &[ReadRow]) -> Result<Product> {
     product_from_row(rows.first().ok_or(Error::UnknownProduct)?, 0)
 }
 
@@ -98,7 +98,9 @@ impl Hall {
         ))
         .fetch_all(self.db().pool())
         .await?;
-        rows.iter().map(|r| product_from_row(r, 0)).collect()
+        rows.into_iter()
+            .map(|r| product_from_row(&ReadRow::Any(r), 0))
+            .collect()
     }
 
     pub async fn product(&self, code: &ProductCode) -> Result<Product> {

@@ -2,7 +2,7 @@
 //! reference; `accounts` holds the running sums, updated in the same transaction.
 use std::collections::HashMap;
 
-use sqlx::any::AnyRow;
+use crate::store::reads::ReadRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Fen, Msisdn, Status};
@@ -190,7 +190,7 @@ pub(crate) fn balance_read(msisdn: &Msisdn) -> Read {
     Read::new("SELECT cash, gift FROM accounts WHERE msisdn = $1").text(msisdn.as_str())
 }
 
-pub(crate) fn balance_from(rows: &[AnyRow]) -> Result<Balance> {
+pub(crate) fn balance_from(rows: &[ReadRow]) -> Result<Balance> {
     let row = rows.first().ok_or(Error::UnknownSubscriber)?;
     Ok(Balance {
         cash: Fen::new(row.try_get(0)?),

@@ -7,14 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use crate::store::reads::ReadRow;
 
 use crate::domain::{Msisdn, Period};
 use crate::error::Result;
 use crate::service::rating::UsageEvent;
 use crate::service::usage::{events_from, events_read};
-use crate::store::reads::Read;
+use crate::store::reads::{Read, Reader};
 
 /// What identifies a month's list of records: how many, and the newest one's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +41,7 @@ pub(crate) fn key_read(msisdn: &Msisdn, period: Period) -> Read {
     .text(period.to_string())
 }
 
-pub(crate) fn key_from(rows: &[AnyRow]) -> Result<ListKey> {
+pub(crate) fn key_from(rows: &[ReadRow]) -> Result<ListKey> {
     let row = rows.first().ok_or_else(|| {
         crate::error::Error::Storage("counting a month's usage records gave no row".into())
     })?;
@@ -74,10 +73,10 @@ struct Months {
 
 impl MonthEvents {
     /// The month's records whose key is `key` (read by [`key_read`]): the list kept, or
-    /// else read now on `conn` and kept.
+    /// else read now by `reader` and kept.
     pub(crate) async fn list(
         &self,
-        conn: &mut AnyConnection,
+        reader: &mut Reader<'_>,
         msisdn: &Msisdn,
         period: Period,
         key: ListKey,
@@ -86,7 +85,7 @@ impl MonthEvents {
             return Ok(events);
         }
         let events = Arc::new(events_from(
-            &events_read(msisdn, period).fetch(conn).await?,
+            &reader.fetch(events_read(msisdn, period)).await?,
         )?);
         self.put(msisdn, period, events.clone());
         Ok(events)

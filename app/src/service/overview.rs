@@ -1,5 +1,6 @@
 //! The account at a glance, as the home page shows it: profile, balance, this month so far,
-//! points and the plan — eight reads in one batch (one hand-off on SQLite), the profile once;
+//! points and the plan — eight reads in one batch (on SQLite on this thread, see
+//! [`crate::store::local_reads`]), the profile once;
 //! the month's usage records read only when they changed since this process last rated the
 //! month (`month_events`).
 use crate::domain::{Msisdn, Period};
@@ -11,7 +12,6 @@ use crate::service::catalogue::{plan_read, product_from, Product};
 use crate::service::ledger::{balance_from, balance_read, Balance};
 use crate::service::points::{summary_from, summary_read, PointsSummary};
 use crate::service::subscribers::{profile_from, profile_read, Profile};
-use crate::store::reads::fetch_each;
 
 #[derive(Clone, Debug)]
 pub struct Overview {
@@ -31,13 +31,13 @@ impl Hall {
         reads.extend(statement_reads(msisdn, period));
         reads.push(summary_read(msisdn, now));
         reads.push(plan_read(msisdn));
-        let mut conn = self.db().pool().acquire().await?;
-        let mut rows = fetch_each(&mut conn, reads).await?;
+        let mut reader = self.db().reader().await?;
+        let mut rows = reader.fetch_each(reads).await?;
         // The profile first: a stranger is an unknown subscriber, whatever else is missing.
         let profile = profile_from(&rows.next())?;
         let balance = balance_from(&rows.next())?;
-        let month_to_date = statement_from(self, &mut conn, msisdn, period, &mut rows).await?;
-        drop(conn);
+        let month_to_date = statement_from(self, &mut reader, msisdn, period, &mut rows).await?;
+        drop(reader);
         let points = summary_from(&rows.next(), now)?;
         let plan = product_from(&rows.next())?;
         Ok(Overview {

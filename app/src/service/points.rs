@@ -4,9 +4,9 @@
 //! zeroed it. A redemption burns the earliest-expiring lots first, inside one transaction that
 //! starts by locking the account row: concurrent redemptions of one number queue, and the
 //! conditional burns can never take a lot below zero.
+use crate::store::reads::ReadRow;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::from_millis;
@@ -221,7 +221,7 @@ fn lots_read(msisdn: &Msisdn, now_ms: i64) -> Read {
     .int(now_ms)
 }
 
-fn lots_from(rows: &[AnyRow]) -> Result<Vec<PointsLot>> {
+fn lots_from(rows: &[ReadRow]) -> Result<Vec<PointsLot>> {
     rows.iter()
         .map(|r| {
             Ok(PointsLot {
@@ -250,7 +250,7 @@ pub(crate) fn summary_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
     lots_read(msisdn, now.timestamp_millis())
 }
 
-pub(crate) fn summary_from(rows: &[AnyRow], now: DateTime<Utc>) -> Result<PointsSummary> {
+pub(crate) fn summary_from(rows: &[ReadRow], now: DateTime<Utc>) -> Result<PointsSummary> {
     let lots = lots_from(rows)?;
     let end_of_this_year = expiry_for(shanghai_year(now) - 1);
     let sum = |it: &mut dyn Iterator<Item = &PointsLot>| {

@@ -1,7 +1,7 @@
 //! Subscribers: registration (real-name), profiles, masking, and suspension by request.
+use crate::store::reads::ReadRow;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::domain::{Brand, Fen, Msisdn, ProductCode, Status, Tier};
 use crate::error::{Error, Result};
@@ -75,8 +75,8 @@ pub fn mask_id_card(id: &str) -> String {
 const PROFILE_COLUMNS: &str =
     "msisdn, name, id_card, brand, status, tier, plan_code, alert_threshold, must_change_password, marketing_consent";
 
-fn profile_from_row(r: &sqlx::any::AnyRow) -> Result<Profile> {
-    let text = |i: usize| -> Result<String> { Ok(r.try_get::<String, _>(i)?) };
+fn profile_from_row(r: &ReadRow) -> Result<Profile> {
+    let text = |i: usize| -> Result<String> { r.try_get::<String, _>(i) };
     let corrupt = |what: &str| Error::Storage(format!("unreadable {what} in subscribers"));
     Ok(Profile {
         msisdn: Msisdn::parse(&text(0)?).map_err(|_| corrupt("msisdn"))?,
@@ -104,7 +104,7 @@ pub(crate) fn profile_read(msisdn: &Msisdn) -> Read {
     .text(msisdn.as_str())
 }
 
-pub(crate) fn profile_from(rows: &[AnyRow]) -> Result<Profile> {
+pub(crate) fn profile_from(rows: &[ReadRow]) -> Result<Profile> {
     profile_from_row(rows.first().ok_or(Error::UnknownSubscriber)?)
 }
 

@@ -15,6 +15,7 @@ use crate::service::catalogue::{
 use crate::service::ledger::{self, Balance, Posting, Reason};
 use crate::service::outbox::{self, SmsKind};
 use crate::service::subscribers::{load_profile, require_active};
+use crate::store::reads::ReadRow;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Subscription {
@@ -96,7 +97,8 @@ async fn live_subscriptions(
     .fetch_all(conn)
     .await?;
     let bad = |_| Error::Storage("unreadable period in subscriptions".into());
-    rows.iter()
+    rows.into_iter()
+        .map(ReadRow::Any)
         .map(|r| {
             Ok(Subscription {
                 id: r.try_get(0)?,
@@ -107,7 +109,7 @@ async fn live_subscriptions(
                     .map(|p| Period::parse(&p))
                     .transpose()
                     .map_err(bad)?,
-                product: product_from_row(r, 4)?,
+                product: product_from_row(&r, 4)?,
             })
         })
         .collect()

@@ -1,9 +1,9 @@
 //! Usage records (话单): calls, messages, data sessions and WLAN sessions as the network reports
 //! them, and the detail records (详单) the web hall lists. Each record carries the network's own
 //! id (`reference`), so importing the same CDR twice records it once.
+use crate::store::reads::ReadRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::clock::{from_millis, to_millis};
@@ -224,7 +224,7 @@ pub(crate) fn events_read(msisdn: &Msisdn, period: Period) -> Read {
     .text(period.to_string())
 }
 
-pub(crate) fn events_from(rows: &[AnyRow]) -> Result<Vec<UsageEvent>> {
+pub(crate) fn events_from(rows: &[ReadRow]) -> Result<Vec<UsageEvent>> {
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get(1)?;

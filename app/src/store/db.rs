@@ -11,6 +11,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
+use crate::store::local_reads::LocalReads;
+use crate::store::reads::Reader;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -34,6 +36,8 @@ pub struct Db {
     _alive: Arc<()>,
     /// Batch statements' texts by call site and number of rows ([`Db::batch_statement`]).
     statements: Arc<std::sync::Mutex<StatementTexts>>,
+    /// On SQLite, reads on the caller's thread ([`Db::reader`]).
+    local: Option<Arc<LocalReads>>,
 }
 
 /// Batch statements' texts by call site and number of rows.
@@ -93,6 +97,14 @@ impl Db {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
+        let local = match backend {
+            Backend::Sqlite => Some(Arc::new(LocalReads::new(
+                sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_owned(),
+            ))),
+            Backend::Postgres => None,
+        };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_of = |size: u32| {
             AnyPoolOptions::new()
@@ -148,6 +160,7 @@ impl Db {
             writer,
             _alive: alive,
             statements: Arc::default(),
+            local,
         })
     }
 
@@ -164,6 +177,15 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where reads that need no transaction run: on SQLite on this thread, else on a
+    /// connection of the pool (see [`crate::store::reads`]).
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>> {
+        Ok(match &self.local {
+            Some(local) => Reader::Local(local),
+            None => Reader::Pooled(self.pool.acquire().await?),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,6 +1,7 @@
 pub(crate) mod coalesce;
 pub mod db;
 pub mod ephemeral;
+pub(crate) mod local_reads;
 pub(crate) mod reads;
 
 pub use db::{Backend, Db};

@@ -1,22 +1,26 @@
 //! Several reads in one hand-off. sqlx runs each SQLite connection on a thread of its own,
 //! and every statement is a trip to that thread and back: two thread wake-ups or more, which
 //! for the signed-in home page's short indexed reads cost more than SQLite's own work (a
-//! quarter of the web server's time under load went to switching threads). So on SQLite a
-//! batch of reads goes as one string of statements: sqlx's driver runs them in turn on its
-//! thread, binds `$n` by number across the whole string, and ends each statement's rows with
-//! its result, which is where the rows are split. PostgreSQL takes one statement at a time
-//! with arguments, so there the reads run one after the other on the same connection.
+//! quarter of the web server's time under load went to switching threads). So reads that need
+//! no transaction go through a [`Reader`]: on SQLite it runs them on the caller's own thread
+//! ([`LocalReads`]); elsewhere a batch goes on one connection, and on a sqlx SQLite connection
+//! (inside a write transaction) as one string of statements: sqlx's driver runs them in turn
+//! on its thread, binds `$n` by number across the whole string, and ends each statement's rows
+//! with its result, which is where the rows are split. PostgreSQL takes one statement at a
+//! time with arguments, so there the reads run one after the other on the same connection.
 use std::borrow::Cow;
 
 use futures::TryStreamExt;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Either, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Either, Executor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::local_reads::LocalReads;
 
 /// An argument of a [`Read`].
 #[derive(Clone, Debug, PartialEq)]
-enum Arg {
+pub(crate) enum Arg {
     Text(String),
     Int(i64),
 }
@@ -24,8 +28,8 @@ enum Arg {
 /// One read: a statement with `$1 … $n` and its arguments.
 #[derive(Clone, Debug)]
 pub(crate) struct Read {
-    sql: Cow<'static, str>,
-    args: Vec<Arg>,
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) args: Vec<Arg>,
 }
 
 impl Read {
@@ -46,11 +50,14 @@ impl Read {
         self
     }
 
-    /// This read on its own.
-    pub(crate) async fn fetch(self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>> {
+    /// This read on its own, on a sqlx connection (a transaction's, say).
+    pub(crate) async fn fetch(self, conn: &mut AnyConnection) -> Result<Vec<ReadRow>> {
         Ok(bind(sqlx::query(&self.sql), self.args)
             .fetch_all(conn)
-            .await?)
+            .await?
+            .into_iter()
+            .map(ReadRow::Any)
+            .collect())
     }
 }
 
@@ -69,13 +76,143 @@ fn bind(mut q: AnyQuery<'_>, args: Vec<Arg>) -> AnyQuery<'_> {
 /// What sqlx's Any driver calls SQLite (its `Database::NAME`).
 const SQLITE: &str = "SQLite";
 
+/// A value as SQLite stores it, read by [`LocalReads`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A row read by sqlx, or on the caller's thread by [`LocalReads`]; read by column number
+/// with the types the hall's columns have.
+pub(crate) enum ReadRow {
+    Any(AnyRow),
+    Local(Box<[Cell]>),
+}
+
+/// A type a column is read as, from either kind of [`ReadRow`].
+pub(crate) trait FromCell: Sized + sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any> {
+    fn from_cell(cell: &Cell) -> Option<Self>;
+}
+
+impl FromCell for i64 {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for f64 {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Real(v) => Some(*v),
+            Cell::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for bool {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Int(v) => Some(*v != 0),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for String {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Text(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromCell> FromCell for Option<T>
+where
+    Option<T>: sqlx::Type<Any> + for<'r> sqlx::Decode<'r, Any>,
+{
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Null => Some(None),
+            other => T::from_cell(other).map(Some),
+        }
+    }
+}
+
+/// A column's number (as sqlx's `try_get` takes it, so that `try_get(0)` reads the same).
+pub(crate) trait ColumnNumber {
+    fn number(self) -> usize;
+}
+
+impl ColumnNumber for usize {
+    fn number(self) -> usize {
+        self
+    }
+}
+
+impl ReadRow {
+    /// Column `i` as a `T`; an error when there is no such column or its value is not a `T`.
+    pub(crate) fn try_get<T: FromCell, I: ColumnNumber>(&self, i: I) -> Result<T> {
+        let i = i.number();
+        match self {
+            ReadRow::Any(row) => Ok(sqlx::Row::try_get(row, i)?),
+            ReadRow::Local(cells) => {
+                let cell = cells
+                    .get(i)
+                    .ok_or_else(|| Error::Storage(format!("no column {i} in the row read")))?;
+                T::from_cell(cell).ok_or_else(|| {
+                    Error::Storage(format!(
+                        "column {i} holds {cell:?}, not a {}",
+                        std::any::type_name::<T>()
+                    ))
+                })
+            }
+        }
+    }
+}
+
 /// The rows of each read of a batch, in the order the reads were given.
-pub(crate) struct Rows(std::vec::IntoIter<Vec<AnyRow>>);
+pub(crate) struct Rows(std::vec::IntoIter<Vec<ReadRow>>);
 
 impl Rows {
     /// The next read's rows.
-    pub(crate) fn next(&mut self) -> Vec<AnyRow> {
+    pub(crate) fn next(&mut self) -> Vec<ReadRow> {
         self.0.next().expect("asked for more results than reads")
+    }
+}
+
+/// Where reads that need no transaction run: on SQLite on the caller's thread, else on a
+/// connection of the pool; or on a connection the caller holds (a write transaction's).
+pub(crate) enum Reader<'c> {
+    Local(&'c LocalReads),
+    Pooled(PoolConnection<Any>),
+    Conn(&'c mut AnyConnection),
+}
+
+impl Reader<'_> {
+    /// Runs `reads` and returns each one's rows, as [`fetch_each`] does.
+    pub(crate) async fn fetch_each(
+        &mut self,
+        reads: impl IntoIterator<Item = Read>,
+    ) -> Result<Rows> {
+        match self {
+            Reader::Local(local) => Ok(Rows(local.fetch_each(reads)?.into_iter())),
+            Reader::Pooled(conn) => fetch_each(conn, reads).await,
+            Reader::Conn(conn) => fetch_each(conn, reads).await,
+        }
+    }
+
+    /// One read's rows.
+    pub(crate) async fn fetch(&mut self, read: Read) -> Result<Vec<ReadRow>> {
+        Ok(self.fetch_each([read]).await?.next())
     }
 }
 
@@ -95,17 +232,17 @@ pub(crate) async fn fetch_each(
     }
     let n = reads.len();
     let (sql, args) = joined(reads);
-    let mut out: Vec<Vec<AnyRow>> = Vec::with_capacity(n);
+    let mut out: Vec<Vec<ReadRow>> = Vec::with_capacity(n);
     let mut current = Vec::new();
     let mut stream = (&mut *conn).fetch_many(bind(sqlx::query(&sql), args));
     while let Some(item) = stream.try_next().await? {
         match item {
-            Either::Right(row) => current.push(row),
+            Either::Right(row) => current.push(ReadRow::Any(row)),
             Either::Left(_) => out.push(std::mem::take(&mut current)),
         }
     }
     if out.len() != n {
-        return Err(crate::error::Error::Storage(format!(
+        return Err(Error::Storage(format!(
             "a batch of {n} reads returned {} results",
             out.len()
         )));
@@ -184,8 +321,9 @@ mod tests {
         );
     }
 
-    /// What one batch returns is what each read returns on its own, including reads with no
-    /// rows, on a real database (SQLite here; the PostgreSQL path runs them one by one).
+    /// What one batch returns is what each read returns on its own, and what the same reads
+    /// return on this thread, including reads with no rows, on a real database (SQLite here;
+    /// the PostgreSQL path runs them one by one).
     #[tokio::test]
     async fn a_batch_returns_each_reads_rows_as_it_would_alone() {
         let (_dir, db) = scratch_sqlite().await;
@@ -214,31 +352,61 @@ mod tests {
                 Read::new("SELECT COUNT(*) FROM t"),
             ]
         };
-        let values = |rows: &[AnyRow], col: usize| -> Vec<i64> {
+        let values = |rows: &[ReadRow], col: usize| -> Vec<i64> {
             rows.iter().map(|r| r.try_get(col).unwrap()).collect()
         };
-        let mut each = fetch_each(&mut conn, reads()).await.unwrap();
-        let alone: Vec<Vec<AnyRow>> = {
+        let batch = fetch_each(&mut conn, reads()).await.unwrap();
+        let alone = {
             let mut v = Vec::new();
             for r in reads() {
                 v.push(r.fetch(&mut conn).await.unwrap());
             }
-            v
+            Rows(v.into_iter())
         };
-        assert_eq!(values(&each.next(), 0), vec![1, 2]);
-        assert!(each.next().is_empty());
-        let b = each.next();
-        assert_eq!(b.len(), 1);
-        assert_eq!(b[0].try_get::<String, _>(0).unwrap(), "b");
-        assert_eq!(values(&b, 1), vec![3]);
-        assert_eq!(values(&each.next(), 0), vec![3]);
-        assert_eq!(values(&alone[0], 0), vec![1, 2]);
-        assert!(alone[1].is_empty());
-        assert_eq!(values(&alone[2], 1), vec![3]);
-        assert_eq!(values(&alone[3], 0), vec![3]);
+        // The same reads on this thread, outside sqlx.
+        let mut local = db.reader().await.unwrap();
+        assert!(matches!(local, Reader::Local(_)));
+        let here = local.fetch_each(reads()).await.unwrap();
+        for mut each in [batch, alone, here] {
+            assert_eq!(values(&each.next(), 0), vec![1, 2]);
+            assert!(each.next().is_empty());
+            let b = each.next();
+            assert_eq!(b.len(), 1);
+            assert_eq!(b[0].try_get::<String, _>(0).unwrap(), "b");
+            assert_eq!(values(&b, 1), vec![3]);
+            assert_eq!(values(&each.next(), 0), vec![3]);
+        }
 
-        // A failing read fails the batch.
-        let bad = vec![Read::new("SELECT 1"), Read::new("SELECT nope FROM t")];
-        assert!(fetch_each(&mut conn, bad).await.is_err());
+        // What sqlx's writer commits, the next read here sees.
+        sqlx::query("INSERT INTO t VALUES ('a', NULL)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let rows = local
+            .fetch(Read::new("SELECT v, k FROM t WHERE k = $1 ORDER BY v").text("a"))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].try_get::<Option<i64>, _>(0).unwrap(), None);
+        assert_eq!(rows[1].try_get::<Option<i64>, _>(0).unwrap(), Some(1));
+        // A column read as the wrong type, or one past the end, is an error, not a panic.
+        assert!(rows[1].try_get::<String, _>(0).is_err());
+        assert!(rows[1].try_get::<i64, _>(2).is_err());
+        // Reads only: a statement that writes is refused there.
+        assert!(local
+            .fetch(Read::new("DELETE FROM t RETURNING k"))
+            .await
+            .is_err());
+        drop(local);
+        let count = sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(count.try_get::<i64, _>(0).unwrap(), 4);
+
+        // A failing read fails the batch, either way.
+        let bad = || vec![Read::new("SELECT 1"), Read::new("SELECT nope FROM t")];
+        assert!(fetch_each(&mut conn, bad()).await.is_err());
+        assert!(db.reader().await.unwrap().fetch_each(bad()).await.is_err());
     }
 }
