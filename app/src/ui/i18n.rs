@@ -56,16 +56,7 @@ impl Lang {
 pub fn detect() -> Lang {
     #[cfg(feature = "ssr")]
     {
-        use_context::<http::request::Parts>()
-            .map(|parts| {
-                Lang::from_cookie_header(
-                    parts
-                        .headers
-                        .get(http::header::COOKIE)
-                        .and_then(|v| v.to_str().ok()),
-                )
-            })
-            .unwrap_or_default()
+        crate::ui::server::request_lang()
     }
     #[cfg(not(feature = "ssr"))]
     {

@@ -41,9 +41,7 @@ pub const SUBSCRIBER_PAGES: &[&str] = &[
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = i18n::detect();
     #[cfg(feature = "ssr")]
-    if let Some(nonce) =
-        use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<CspNonce>().cloned())
-    {
+    if let Some(nonce) = crate::ui::server::request_extension::<CspNonce>() {
         provide_context(leptos::nonce::Nonce::from_value(nonce.0));
     }
     view! {

@@ -1,6 +1,6 @@
 //! What every server function does first: find the hall and the browser's session, apply the
 //! session rules, and turn a service error into a message in the page's language.
-use axum::Extension;
+use http::request::Parts;
 use http::{header, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
@@ -12,56 +12,59 @@ use crate::hall::Hall;
 use crate::ui::i18n::Lang;
 use crate::ui::session::{Access, RequestChecks, Web};
 
+/// What `f` finds in the request being answered, if any (its head as leptos_axum provides
+/// it). Borrowed, not cloned: `use_context::<Parts>()` and `leptos_axum::extract` copy every
+/// header and extension, several times per page.
+pub fn in_request<R>(f: impl FnOnce(&Parts) -> Option<R>) -> Option<R> {
+    with_context::<Parts, _>(f).flatten()
+}
+
+/// An extension the server put on the request (the hall, a session, the request's checks).
+pub fn request_extension<T: Clone + Send + Sync + 'static>() -> Option<T> {
+    in_request(|p| p.extensions.get::<T>().cloned())
+}
+
 /// The browser's session with the rules applied.
 pub async fn web() -> Result<Web, ServerFnError> {
-    let Extension(hall) = leptos_axum::extract::<Extension<Hall>>()
-        .await
-        .map_err(|_| ServerFnError::new("hall missing"))?;
-    let session = leptos_axum::extract::<Session>()
-        .await
-        .map_err(|_| ServerFnError::new("session layer missing"))?;
+    let hall = request_extension::<Hall>().ok_or_else(|| ServerFnError::new("hall missing"))?;
+    let session = request_extension::<Session>()
+        .ok_or_else(|| ServerFnError::new("session layer missing"))?;
     let lang = request_lang();
-    let checks = use_context::<http::request::Parts>()
-        .and_then(|p| p.extensions.get::<RequestChecks>().cloned())
-        .unwrap_or_default();
+    let checks = request_extension::<RequestChecks>().unwrap_or_default();
     Web::load(hall, session, lang, &checks)
         .await
         .map_err(|e| fail(lang, e))
 }
 
 pub fn request_lang() -> Lang {
-    Lang::from_cookie_header(
-        use_context::<http::request::Parts>()
-            .and_then(|p| {
-                p.headers
-                    .get(header::COOKIE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .as_deref(),
-    )
+    in_request(|p| {
+        Some(Lang::from_cookie_header(
+            p.headers.get(header::COOKIE).and_then(|v| v.to_str().ok()),
+        ))
+    })
+    .unwrap_or_default()
 }
 
 /// The client's address as the server saw it (for the audit log).
 pub fn client_addr() -> String {
-    use_context::<http::request::Parts>()
-        .and_then(|p| {
-            p.extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+    in_request(|p| {
+        p.extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+    })
+    .unwrap_or_else(|| "unknown".into())
 }
 
 /// Whether the request is a plain form post (no JavaScript): those are answered with a
 /// redirect, so the status must stay a redirect.
 fn is_form_post() -> bool {
-    use_context::<http::request::Parts>().is_some_and(|p| {
+    in_request(|p| {
         p.headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
+            .map(|v| v.contains("text/html"))
     })
+    .unwrap_or(false)
 }
 
 fn set_status(status: StatusCode) {

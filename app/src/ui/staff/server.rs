@@ -1,24 +1,20 @@
 //! What every console server function does first: find the hall and the staff session, and
 //! check who is signed in.
-use axum::Extension;
 use http::StatusCode;
 use leptos::prelude::*;
 
 use crate::error::Error;
 use crate::hall::Hall;
 use crate::service::staff::StaffMember;
-use crate::ui::server::{fail, refuse, request_lang};
+use crate::ui::server::{fail, refuse, request_extension, request_lang};
 use crate::ui::staff::session::{StaffSession, StaffWeb};
 
 pub use crate::ui::server::client_addr;
 
 pub async fn staff_web() -> Result<StaffWeb, ServerFnError> {
-    let Extension(hall) = leptos_axum::extract::<Extension<Hall>>()
-        .await
-        .map_err(|_| ServerFnError::new("hall missing"))?;
-    let Extension(StaffSession(session)) = leptos_axum::extract::<Extension<StaffSession>>()
-        .await
-        .map_err(|_| ServerFnError::new("staff session layer missing"))?;
+    let hall = request_extension::<Hall>().ok_or_else(|| ServerFnError::new("hall missing"))?;
+    let StaffSession(session) = request_extension::<StaffSession>()
+        .ok_or_else(|| ServerFnError::new("staff session layer missing"))?;
     let lang = request_lang();
     StaffWeb::load(hall, session, lang)
         .await
