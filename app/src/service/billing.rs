@@ -4,7 +4,6 @@
 //! `charges` row of its period plus a ledger debit with the same reference. A month's bill is
 //! all charges of that period, frozen at close (see `month_close.rs`). Month-to-date is the
 //! charges so far plus the overage rated so far, and drives the one high-bill alert a month.
-use crate::store::reads::ReadRow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -16,8 +15,8 @@ use crate::hall::Hall;
 use crate::service::month_events;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
-use crate::service::subscribers::load_profile;
-use crate::store::reads::{Read, Reader, Rows};
+use crate::service::subscribers::{load_profile, profile_from, profile_read};
+use crate::store::reads::{Read, ReadRow, Reader, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -303,13 +302,12 @@ fn allowances_from(rows: &[ReadRow]) -> Result<Allowances> {
 /// Rates one number's month against that month's allowances.
 pub(crate) async fn rate_period(
     hall: &Hall,
-    conn: &mut AnyConnection,
+    reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Rating> {
-    let mut reader = Reader::Conn(conn);
     let mut rows = reader.fetch_each(rating_reads(msisdn, period)).await?;
-    rating_from(hall, &mut reader, msisdn, period, &mut rows).await
+    rating_from(hall, reader, msisdn, period, &mut rows).await
 }
 
 /// The reads behind [`rate_period`]: the month's allowances and its usage records' key (the
@@ -360,14 +358,15 @@ fn bill_exists_read(msisdn: &Msisdn, period: Period) -> Read {
 /// A period's charges so far plus, while it is open, the overage rated so far.
 async fn statement(
     hall: &Hall,
-    conn: &mut AnyConnection,
+    reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<MonthToDate> {
-    load_profile(conn, msisdn).await?;
-    let mut reader = Reader::Conn(conn);
-    let mut rows = reader.fetch_each(statement_reads(msisdn, period)).await?;
-    statement_from(hall, &mut reader, msisdn, period, &mut rows).await
+    let mut reads = vec![profile_read(msisdn)];
+    reads.extend(statement_reads(msisdn, period));
+    let mut rows = reader.fetch_each(reads).await?;
+    profile_from(&rows.next())?;
+    statement_from(hall, reader, msisdn, period, &mut rows).await
 }
 
 /// The reads behind [`statement`], for a batch ([`crate::store::reads`]).
@@ -475,15 +474,15 @@ impl Hall {
     /// This month so far: charges recorded for the current period plus the overage rated so
     /// far, itemised by category.
     pub async fn month_to_date(&self, msisdn: &Msisdn) -> Result<MonthToDate> {
-        let mut conn = self.db().pool().acquire().await?;
-        statement(self, &mut conn, msisdn, Period::containing(self.now())).await
+        let mut reader = self.db().reader().await?;
+        statement(self, &mut reader, msisdn, Period::containing(self.now())).await
     }
 
     /// Allowances used and left in a month (the current one for the home page and `CXLL`).
     pub async fn usage_summary(&self, msisdn: &Msisdn, period: Period) -> Result<Rating> {
-        let mut conn = self.db().pool().acquire().await?;
-        load_profile(&mut conn, msisdn).await?;
-        rate_period(self, &mut conn, msisdn, period).await
+        let mut reader = self.db().reader().await?;
+        profile_from(&reader.fetch(profile_read(msisdn)).await?)?;
+        rate_period(self, &mut reader, msisdn, period).await
     }
 
     /// [`Hall::usage_summary`] for the current month.
@@ -540,19 +539,16 @@ impl Hall {
         let period = Period::containing(self.now());
         // Rate outside the write transaction (it reads a whole month of records); the bill_alerts
         // primary key decides who sends, so a concurrent check cannot send twice.
-        let mut conn = self.db().pool().acquire().await?;
-        let sent: bool = sqlx::query("SELECT 1 FROM bill_alerts WHERE msisdn = $1 AND period = $2")
-            .bind(msisdn.as_str())
-            .bind(period.to_string())
-            .fetch_optional(&mut *conn)
-            .await?
-            .is_some();
-        if sent {
+        let mut reader = self.db().reader().await?;
+        let sent = Read::new("SELECT 1 FROM bill_alerts WHERE msisdn = $1 AND period = $2")
+            .text(msisdn.as_str())
+            .text(period.to_string());
+        if !reader.fetch(sent).await?.is_empty() {
             return Ok(false);
         }
-        let threshold = load_profile(&mut conn, msisdn).await?.alert_threshold;
-        let mtd = statement(self, &mut conn, msisdn, period).await?;
-        drop(conn);
+        let threshold = profile_from(&reader.fetch(profile_read(msisdn)).await?)?.alert_threshold;
+        let mtd = statement(self, &mut reader, msisdn, period).await?;
+        drop(reader);
         if mtd.total <= threshold {
             return Ok(false);
         }

@@ -1,12 +1,11 @@
 //! The product catalogue: base plans (one at a time, per brand) and add-ons (any number).
-use crate::store::reads::ReadRow;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
 use crate::domain::{Brand, Fen, Msisdn, ProductCode};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
-use crate::store::reads::Read;
+use crate::store::reads::{Read, ReadRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ProductKind {

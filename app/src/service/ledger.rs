@@ -2,14 +2,13 @@
 //! reference; `accounts` holds the running sums, updated in the same transaction.
 use std::collections::HashMap;
 
-use crate::store::reads::ReadRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::domain::{Fen, Msisdn, Status};
 use crate::error::{is_unique_violation, Error, Result};
 use crate::store::coalesce::padded;
 use crate::store::db::placeholders;
-use crate::store::reads::Read;
+use crate::store::reads::{Read, ReadRow};
 use crate::store::Db;
 
 /// Why money moved; stored as text.

@@ -16,6 +16,7 @@ use crate::service::billing::{
 use crate::service::ledger::{self, PostError, Posting, Reason};
 use crate::service::points::add_lot;
 use crate::service::subscribers::load_profile;
+use crate::store::reads::Reader;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CloseReport {
@@ -182,7 +183,7 @@ impl Hall {
         let profile = load_profile(&mut tx, msisdn).await?;
 
         // 1. Overage, charged to the month it was used in.
-        let rating = rate_period(self, &mut tx, msisdn, period).await?;
+        let rating = rate_period(self, &mut Reader::Conn(&mut tx), msisdn, period).await?;
         for (key, item, amount) in overage_items(&rating) {
             let reference = format!("overage:{msisdn}:{period}:{key}");
             charge(

@@ -7,13 +7,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::store::reads::ReadRow;
-
 use crate::domain::{Msisdn, Period};
 use crate::error::Result;
 use crate::service::rating::UsageEvent;
 use crate::service::usage::{events_from, events_read};
-use crate::store::reads::{Read, Reader};
+use crate::store::reads::{Read, ReadRow, Reader};
 
 /// What identifies a month's list of records: how many, and the newest one's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

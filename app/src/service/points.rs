@@ -4,7 +4,6 @@
 //! zeroed it. A redemption burns the earliest-expiring lots first, inside one transaction that
 //! starts by locking the account row: concurrent redemptions of one number queue, and the
 //! conditional burns can never take a lot below zero.
-use crate::store::reads::ReadRow;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -16,7 +15,7 @@ use crate::hall::Hall;
 use crate::service::ledger::{self, PostError, Posting, Reason};
 use crate::service::outbox::{self, SmsKind};
 use crate::service::subscribers::{load_profile, require_active};
-use crate::store::reads::Read;
+use crate::store::reads::{Read, ReadRow};
 
 /// When points earned in `earned_year` expire: midnight starting 1 January two years later,
 /// Shanghai time (the end of the year after), in millis.

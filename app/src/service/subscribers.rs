@@ -1,5 +1,4 @@
 //! Subscribers: registration (real-name), profiles, masking, and suspension by request.
-use crate::store::reads::ReadRow;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
@@ -8,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::passwords;
-use crate::store::reads::Read;
+use crate::store::reads::{Read, ReadRow};
 
 pub struct NewSubscriber {
     pub msisdn: Msisdn,

@@ -1,19 +1,17 @@
 //! Usage records (话单): calls, messages, data sessions and WLAN sessions as the network reports
 //! them, and the detail records (详单) the web hall lists. Each record carries the network's own
 //! id (`reference`), so importing the same CDR twice records it once.
-use crate::store::reads::ReadRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::clock::{from_millis, to_millis};
 use crate::domain::{Fen, Msisdn, Period};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::rating::{Event, UsageEvent};
-use crate::service::subscribers::load_profile;
+use crate::service::subscribers::{load_profile, profile_from, profile_read};
 use crate::store::db::{placeholders, runs};
-use crate::store::reads::Read;
+use crate::store::reads::{Read, ReadRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,7 +253,7 @@ pub(crate) fn events_from(rows: &[ReadRow]) -> Result<Vec<UsageEvent>> {
         .collect()
 }
 
-fn kind_from_row(r: &sqlx::any::AnyRow) -> Result<UsageKind> {
+fn kind_from_row(r: &ReadRow) -> Result<UsageKind> {
     let corrupt = || Error::Storage("unreadable usage record".into());
     let kind: String = r.try_get(2)?;
     let other: Option<String> = r.try_get(3)?;
@@ -365,36 +363,41 @@ impl Hall {
     ) -> Result<DetailPage> {
         let page = page.clamp(1, 1_000_000);
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
-        let mut conn = self.db().pool().acquire().await?;
-        load_profile(&mut conn, msisdn).await?;
-        let rating = crate::service::billing::rate_period(self, &mut conn, msisdn, period).await?;
+        let mut reader = self.db().reader().await?;
+        profile_from(&reader.fetch(profile_read(msisdn)).await?)?;
+        let rating =
+            crate::service::billing::rate_period(self, &mut reader, msisdn, period).await?;
         let filter = if kind.is_some() { " AND kind = $3" } else { "" };
-        let count_sql =
-            format!("SELECT COUNT(*) FROM usage_records WHERE msisdn = $1 AND period = $2{filter}");
-        let mut count = sqlx::query(&count_sql)
-            .bind(msisdn.as_str())
-            .bind(period.to_string());
-        if let Some(k) = kind {
-            count = count.bind(k.as_str());
-        }
-        let total: i64 = count.fetch_one(&mut *conn).await?.try_get(0)?;
         let (limit_at, offset_at) = if kind.is_some() { (4, 5) } else { (3, 4) };
-        let rows_sql = format!(
-            "SELECT id, started_at, kind, other_party, direction, duration_secs, volume_kb, on_campus \
-             FROM usage_records WHERE msisdn = $1 AND period = $2{filter} \
-             ORDER BY started_at DESC, id DESC LIMIT ${limit_at} OFFSET ${offset_at}"
+        let with_kind = |read: Read| match kind {
+            Some(k) => read.text(k.as_str()),
+            None => read,
+        };
+        let count = with_kind(
+            Read::new(format!(
+                "SELECT COUNT(*) FROM usage_records WHERE msisdn = $1 AND period = $2{filter}"
+            ))
+            .text(msisdn.as_str())
+            .text(period.to_string()),
         );
-        let mut q = sqlx::query(&rows_sql)
-            .bind(msisdn.as_str())
-            .bind(period.to_string());
-        if let Some(k) = kind {
-            q = q.bind(k.as_str());
-        }
-        let rows = q
-            .bind(page_size)
-            .bind((page - 1) * page_size)
-            .fetch_all(&mut *conn)
-            .await?;
+        let page_rows = with_kind(
+            Read::new(format!(
+                "SELECT id, started_at, kind, other_party, direction, duration_secs, volume_kb, on_campus \
+                 FROM usage_records WHERE msisdn = $1 AND period = $2{filter} \
+                 ORDER BY started_at DESC, id DESC LIMIT ${limit_at} OFFSET ${offset_at}"
+            ))
+            .text(msisdn.as_str())
+            .text(period.to_string()),
+        )
+        .int(page_size)
+        .int((page - 1) * page_size);
+        let mut read = reader.fetch_each([count, page_rows]).await?;
+        let total: i64 = read
+            .next()
+            .first()
+            .ok_or_else(|| Error::Storage("counting usage records gave no row".into()))?
+            .try_get(0)?;
+        let rows = read.next();
         let records = rows
             .iter()
             .map(|r| {
