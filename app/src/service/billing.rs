@@ -15,7 +15,7 @@ use crate::hall::Hall;
 use crate::service::month_events;
 use crate::service::outbox::{self, SmsKind};
 use crate::service::rating::{self, Allowances, Rating, KB_PER_MB};
-use crate::service::subscribers::{load_profile, profile_from, profile_read};
+use crate::service::subscribers::{load_profile, profile_from, profile_read, Profile};
 use crate::store::reads::{Read, ReadRow, Reader, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -310,6 +310,21 @@ pub(crate) async fn rate_period(
     rating_from(hall, reader, msisdn, period, &mut rows).await
 }
 
+/// [`rate_period`] for a number not yet known to be a subscriber: the profile is read in the
+/// same batch, and a stranger is [`Error::UnknownSubscriber`].
+pub(crate) async fn rate_subscriber(
+    hall: &Hall,
+    reader: &mut Reader<'_>,
+    msisdn: &Msisdn,
+    period: Period,
+) -> Result<Rating> {
+    let mut reads = vec![profile_read(msisdn)];
+    reads.extend(rating_reads(msisdn, period));
+    let mut rows = reader.fetch_each(reads).await?;
+    profile_from(&rows.next())?;
+    rating_from(hall, reader, msisdn, period, &mut rows).await
+}
+
 /// The reads behind [`rate_period`]: the month's allowances and its usage records' key (the
 /// records themselves are read only when the hall does not keep them; see
 /// [`crate::service::month_events`]).
@@ -355,18 +370,20 @@ fn bill_exists_read(msisdn: &Msisdn, period: Period) -> Read {
         .text(period.to_string())
 }
 
-/// A period's charges so far plus, while it is open, the overage rated so far.
+/// A number's profile, and its period's charges so far plus, while it is open, the overage
+/// rated so far.
 async fn statement(
     hall: &Hall,
     reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
-) -> Result<MonthToDate> {
+) -> Result<(Profile, MonthToDate)> {
     let mut reads = vec![profile_read(msisdn)];
     reads.extend(statement_reads(msisdn, period));
     let mut rows = reader.fetch_each(reads).await?;
-    profile_from(&rows.next())?;
-    statement_from(hall, reader, msisdn, period, &mut rows).await
+    let profile = profile_from(&rows.next())?;
+    let mtd = statement_from(hall, reader, msisdn, period, &mut rows).await?;
+    Ok((profile, mtd))
 }
 
 /// The reads behind [`statement`], for a batch ([`crate::store::reads`]).
@@ -475,14 +492,14 @@ impl Hall {
     /// far, itemised by category.
     pub async fn month_to_date(&self, msisdn: &Msisdn) -> Result<MonthToDate> {
         let mut reader = self.db().reader().await?;
-        statement(self, &mut reader, msisdn, Period::containing(self.now())).await
+        let period = Period::containing(self.now());
+        Ok(statement(self, &mut reader, msisdn, period).await?.1)
     }
 
     /// Allowances used and left in a month (the current one for the home page and `CXLL`).
     pub async fn usage_summary(&self, msisdn: &Msisdn, period: Period) -> Result<Rating> {
         let mut reader = self.db().reader().await?;
-        profile_from(&reader.fetch(profile_read(msisdn)).await?)?;
-        rate_period(self, &mut reader, msisdn, period).await
+        rate_subscriber(self, &mut reader, msisdn, period).await
     }
 
     /// [`Hall::usage_summary`] for the current month.
@@ -546,8 +563,8 @@ impl Hall {
         if !reader.fetch(sent).await?.is_empty() {
             return Ok(false);
         }
-        let threshold = profile_from(&reader.fetch(profile_read(msisdn)).await?)?.alert_threshold;
-        let mtd = statement(self, &mut reader, msisdn, period).await?;
+        let (profile, mtd) = statement(self, &mut reader, msisdn, period).await?;
+        let threshold = profile.alert_threshold;
         drop(reader);
         if mtd.total <= threshold {
             return Ok(false);
@@ -589,6 +606,31 @@ mod tests {
 
     async fn allowances(conn: &mut AnyConnection, m: &Msisdn, p: Period) -> Result<Allowances> {
         allowances_from(&allowances_read(m, p).fetch(conn).await?)
+    }
+
+    /// The statement, the month's usage and its detail records read the profile in their
+    /// batch: a number that is not a subscriber is told so, whatever else it has.
+    #[tokio::test]
+    async fn a_stranger_has_no_statement_usage_or_records() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 12_000).await;
+        let period = Period::containing(t.now());
+        assert!(t.month_to_date(&m).await.is_ok());
+        assert!(t.usage_summary(&m, period).await.is_ok());
+        assert!(t.detail_records(&m, period, None, 1, 20).await.is_ok());
+        let stranger = Msisdn::parse("13900000001").unwrap();
+        assert!(matches!(
+            t.month_to_date(&stranger).await,
+            Err(Error::UnknownSubscriber)
+        ));
+        assert!(matches!(
+            t.usage_summary(&stranger, period).await,
+            Err(Error::UnknownSubscriber)
+        ));
+        assert!(matches!(
+            t.detail_records(&stranger, period, None, 1, 20).await,
+            Err(Error::UnknownSubscriber)
+        ));
     }
 
     fn out_call(reference: &str, at: DateTime<Utc>, minutes: i64) -> UsageRecord {

@@ -9,7 +9,7 @@ use crate::domain::{Fen, Msisdn, Period};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::rating::{Event, UsageEvent};
-use crate::service::subscribers::{load_profile, profile_from, profile_read};
+use crate::service::subscribers::load_profile;
 use crate::store::db::{placeholders, runs};
 use crate::store::reads::{Read, ReadRow};
 
@@ -364,9 +364,8 @@ impl Hall {
         let page = page.clamp(1, 1_000_000);
         let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let mut reader = self.db().reader().await?;
-        profile_from(&reader.fetch(profile_read(msisdn)).await?)?;
         let rating =
-            crate::service::billing::rate_period(self, &mut reader, msisdn, period).await?;
+            crate::service::billing::rate_subscriber(self, &mut reader, msisdn, period).await?;
         let filter = if kind.is_some() { " AND kind = $3" } else { "" };
         let (limit_at, offset_at) = if kind.is_some() { (4, 5) } else { (3, 4) };
         let with_kind = |read: Read| match kind {

@@ -58,7 +58,7 @@ impl LocalReads {
         .map_err(storage)?;
         conn.busy_timeout(BUSY).map_err(storage)?;
         // Reads only: a statement that would write fails instead.
-        conn.execute_batch("PRAGMA query_only = 1; PRAGMA foreign_keys = ON;")
+        conn.execute_batch("PRAGMA query_only = 1;")
             .map_err(storage)?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(conn)

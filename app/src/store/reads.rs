@@ -107,25 +107,6 @@ impl FromCell for i64 {
     }
 }
 
-impl FromCell for f64 {
-    fn from_cell(cell: &Cell) -> Option<Self> {
-        match cell {
-            Cell::Real(v) => Some(*v),
-            Cell::Int(v) => Some(*v as f64),
-            _ => None,
-        }
-    }
-}
-
-impl FromCell for bool {
-    fn from_cell(cell: &Cell) -> Option<Self> {
-        match cell {
-            Cell::Int(v) => Some(*v != 0),
-            _ => None,
-        }
-    }
-}
-
 impl FromCell for String {
     fn from_cell(cell: &Cell) -> Option<Self> {
         match cell {
