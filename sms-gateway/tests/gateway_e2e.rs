@@ -598,6 +598,30 @@ async fn an_mo_waiting_in_the_inbox_at_shutdown_is_answered_before_the_unbind() 
     r.stops_having_answered("您的余额为50.00元").await;
 }
 
+/// A notice the hall queued without this gateway being told (the web side suspending a
+/// number) and still waiting when the gateway is told to stop: its drainer takes one last
+/// look in the database, however long ago its last one was, and sends it before the unbind.
+#[tokio::test]
+async fn a_notice_queued_by_the_hall_at_shutdown_is_sent_before_the_unbind() {
+    let r = rig_full(
+        Settings::default(),
+        SmscConfig::new("openhall", "secret"),
+        |_, o| o.poll = Duration::from_secs(3600),
+        Box::new(|i| i),
+    )
+    .await;
+    // The drainer's first look, at start, finds nothing; the next is an hour away.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    r.t.suspend_by_request(&r.m()).await.unwrap();
+    let queued = r.t.outbox_for(&r.m(), 1).await.unwrap();
+    assert_eq!(queued.len(), 1, "the notice is queued");
+    assert!(
+        r.smsc.next_mt(Duration::from_millis(300)).await.is_none(),
+        "nobody told the drainer: it has not looked yet"
+    );
+    r.stops_having_answered(&queued[0].body).await;
+}
+
 /// The real binary against a simulator, on a fresh database: it answers, and on SIGTERM it
 /// unbinds and exits 0. Its logs carry no full number and no message text.
 #[tokio::test]
