@@ -299,15 +299,24 @@ fn allowances_from(rows: &[ReadRow]) -> Result<Allowances> {
     Ok(total)
 }
 
-/// Rates one number's month against that month's allowances.
+/// Rates one number's closing month against that month's allowances (month close), its
+/// records read afresh and not kept: month close rates every number's month once, and keeping
+/// those lists would push out the current month's, which the pages and `CXLL` read again and
+/// again.
 pub(crate) async fn rate_period(
-    hall: &Hall,
     reader: &mut Reader<'_>,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Rating> {
-    let mut rows = reader.fetch_each(rating_reads(msisdn, period)).await?;
-    rating_from(hall, reader, msisdn, period, &mut rows).await
+    let mut rows = reader
+        .fetch_each([
+            allowances_read(msisdn, period),
+            crate::service::usage::events_read(msisdn, period),
+        ])
+        .await?;
+    let allowances = allowances_from(&rows.next())?;
+    let events = crate::service::usage::events_from(&rows.next())?;
+    Ok(rating::rate(allowances, &events))
 }
 
 /// [`rate_period`] for a number not yet known to be a subscriber: the profile is read in the

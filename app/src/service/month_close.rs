@@ -183,7 +183,7 @@ impl Hall {
         let profile = load_profile(&mut tx, msisdn).await?;
 
         // 1. Overage, charged to the month it was used in.
-        let rating = rate_period(self, &mut Reader::Conn(&mut tx), msisdn, period).await?;
+        let rating = rate_period(&mut Reader::Conn(&mut tx), msisdn, period).await?;
         for (key, item, amount) in overage_items(&rating) {
             let reference = format!("overage:{msisdn}:{period}:{key}");
             charge(
@@ -480,6 +480,22 @@ mod tests {
         assert_eq!(scalar(&t, "SELECT COUNT(*) FROM bills").await, 1);
         assert_eq!(scalar(&t, "SELECT COUNT(*) FROM bill_items").await, 2);
         assert_eq!(scalar(&t, "SELECT COUNT(*) FROM points_lots").await, 1);
+    }
+
+    /// Month close rates every number's month once: keeping those lists would push out the
+    /// current month's, which the pages read again and again.
+    #[tokio::test]
+    async fn closing_a_month_keeps_none_of_its_usage_lists() {
+        let t = TestHall::empty().await;
+        let m = november(&t, "13800138000").await;
+        december(&t);
+        t.month_events().forget_all();
+        let report = t.close_month(nov()).await.unwrap();
+        assert_eq!(report.total_billed, Fen::new(690), "November rated in full");
+        assert!(!t.month_events().holds(&m, nov()));
+        // The current month rated for a page (CXLL) is kept, as before.
+        t.usage_summary(&m, nov().next()).await.unwrap();
+        assert!(t.month_events().holds(&m, nov().next()));
     }
 
     #[tokio::test]

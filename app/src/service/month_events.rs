@@ -113,6 +113,23 @@ impl MonthEvents {
             (ListKey::of(&events), events, now),
         );
     }
+
+    /// Whether a list is kept for the number's month.
+    #[cfg(test)]
+    pub(crate) fn holds(&self, msisdn: &Msisdn, period: Period) -> bool {
+        let months = self.months.lock().expect("month events lock");
+        months.by_month.contains_key(&(msisdn.clone(), period))
+    }
+
+    /// Lets every list go.
+    #[cfg(test)]
+    pub(crate) fn forget_all(&self) {
+        self.months
+            .lock()
+            .expect("month events lock")
+            .by_month
+            .clear();
+    }
 }
 
 #[cfg(test)]
