@@ -210,11 +210,10 @@ async fn balances_and_statuses(
             placeholders(1, numbers.len(), 1)
         )
     });
-    let mut q = sqlx::query(&sql);
-    for m in numbers {
-        q = q.bind(m);
-    }
-    let rows = q.fetch_all(db.pool()).await?;
+    let read = numbers
+        .into_iter()
+        .fold(Read::new(sql.to_string()), |r, m| r.text(m));
+    let rows = db.reader().await?.fetch(read).await?;
     rows.iter()
         .map(|row| {
             let status: String = row.try_get(3)?;

@@ -87,14 +87,16 @@ impl LocalReads {
     }
 }
 
-/// One read: `$k` in the SQL is bound to the read's `k`-th argument.
+/// One read: `$k` in the SQL is bound to the read's `k`-th argument, and an anonymous `?` (a
+/// batch statement as [`crate::store::Db::batch_sql`] writes it) to the argument in its place.
 fn run(conn: &Connection, read: Read) -> Result<Vec<ReadRow>> {
     let mut stmt = conn.prepare_cached(&read.sql).map_err(storage)?;
     for index in 1..=stmt.parameter_count() {
-        let k = stmt
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|k| k.parse::<usize>().ok())
+        let k = match stmt.parameter_name(index) {
+            None => Some(index),
+            Some(name) => name.strip_prefix('$').and_then(|k| k.parse::<usize>().ok()),
+        };
+        let k = k
             .filter(|k| (1..=read.args.len()).contains(k))
             .ok_or_else(|| {
                 Error::Storage(format!("parameter {index} of a read has no argument"))

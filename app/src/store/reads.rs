@@ -370,6 +370,17 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].try_get::<Option<i64>, _>(0).unwrap(), None);
         assert_eq!(rows[1].try_get::<Option<i64>, _>(0).unwrap(), Some(1));
+        // A batch statement's anonymous `?` (`Db::batch_sql`) are bound in their order.
+        let by_place = local
+            .fetch(
+                Read::new("SELECT k FROM t WHERE v > ? AND k = ?")
+                    .int(2)
+                    .text("b"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_place.len(), 1);
+        assert_eq!(by_place[0].try_get::<String, _>(0).unwrap(), "b");
         // A column read as the wrong type, or one past the end, is an error, not a panic.
         assert!(rows[1].try_get::<String, _>(0).is_err());
         assert!(rows[1].try_get::<i64, _>(2).is_err());
