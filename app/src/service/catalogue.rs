@@ -64,14 +64,15 @@ pub(crate) fn product_from_row(r: &ReadRow, offset: usize) -> Result<Product> {
 }
 
 pub(crate) async fn load_product(conn: &mut AnyConnection, code: &ProductCode) -> Result<Product> {
-    product_from(
-        &Read::new(format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
-        ))
-        .text(code.as_str())
-        .fetch(conn)
-        .await?,
-    )
+    product_from(&product_read(code).fetch(conn).await?)
+}
+
+/// The read behind [`load_product`], for a [`crate::store::reads::Reader`].
+pub(crate) fn product_read(code: &ProductCode) -> Read {
+    Read::new(format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
+    ))
+    .text(code.as_str())
 }
 
 /// A number's current plan as [`load_product`] reads it, without first reading the number's
@@ -92,19 +93,20 @@ pub(crate) fn product_from(rows: &[ReadRow]) -> Result<Product> {
 impl Hall {
     /// Every product on sale, plans first, in catalogue order.
     pub async fn catalogue(&self) -> Result<Vec<Product>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products WHERE active = 1 ORDER BY kind DESC, sort_order, code"
-        ))
-        .fetch_all(self.db().pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| product_from_row(&ReadRow::Any(r), 0))
-            .collect()
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(Read::new(format!(
+                "SELECT {PRODUCT_COLUMNS} FROM products WHERE active = 1 \
+                 ORDER BY kind DESC, sort_order, code"
+            )))
+            .await?;
+        rows.iter().map(|r| product_from_row(r, 0)).collect()
     }
 
     pub async fn product(&self, code: &ProductCode) -> Result<Product> {
-        let mut conn = self.db().pool().acquire().await?;
-        load_product(&mut conn, code).await
+        product_from(&self.db().reader().await?.fetch(product_read(code)).await?)
     }
 }
 

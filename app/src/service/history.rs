@@ -2,13 +2,13 @@
 //! topped up or as the payer), and the balance history (the ledger).
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::clock::from_millis;
 use crate::domain::{Fen, Msisdn};
 use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::topup::{receipt_from_row, TopUpReceipt, RECEIPT_COLUMNS};
+use crate::store::reads::Read;
 
 /// The most rows one history page returns.
 const MAX_LIMIT: i64 = 500;
@@ -52,41 +52,56 @@ fn clamp(limit: i64) -> i64 {
 impl Hall {
     /// Top-ups of `msisdn` and top-ups it paid for others, newest first.
     pub async fn topup_history(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<TopUpReceipt>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RECEIPT_COLUMNS} FROM topups WHERE target_msisdn = $1 OR payer_msisdn = $1 \
-             ORDER BY created_at DESC, id DESC LIMIT $2"
-        ))
-        .bind(msisdn.as_str())
-        .bind(clamp(limit))
-        .fetch_all(self.db().pool())
-        .await?;
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(
+                Read::new(format!(
+                    "SELECT {RECEIPT_COLUMNS} FROM topups \
+                     WHERE target_msisdn = $1 OR payer_msisdn = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .text(msisdn.as_str())
+                .int(clamp(limit)),
+            )
+            .await?;
         rows.iter().map(receipt_from_row).collect()
     }
 
     /// One receipt, for its target or its payer only; anyone else is told it does not exist.
     pub async fn receipt(&self, msisdn: &Msisdn, id: i64) -> Result<TopUpReceipt> {
-        let row = sqlx::query(&format!(
-            "SELECT {RECEIPT_COLUMNS} FROM topups \
-             WHERE id = $1 AND (target_msisdn = $2 OR payer_msisdn = $2)"
-        ))
-        .bind(id)
-        .bind(msisdn.as_str())
-        .fetch_optional(self.db().pool())
-        .await?
-        .ok_or(Error::UnknownReceipt)?;
-        receipt_from_row(&row)
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(
+                Read::new(format!(
+                    "SELECT {RECEIPT_COLUMNS} FROM topups \
+                     WHERE id = $1 AND (target_msisdn = $2 OR payer_msisdn = $2)"
+                ))
+                .int(id)
+                .text(msisdn.as_str()),
+            )
+            .await?;
+        receipt_from_row(rows.first().ok_or(Error::UnknownReceipt)?)
     }
 
     /// The balance history, newest first.
     pub async fn ledger_entries(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<LedgerEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, cash_delta, gift_delta, reason, memo, reference, created_at FROM ledger \
-             WHERE msisdn = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(msisdn.as_str())
-        .bind(clamp(limit))
-        .fetch_all(self.db().pool())
-        .await?;
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(
+                Read::new(
+                    "SELECT id, cash_delta, gift_delta, reason, memo, reference, created_at \
+                     FROM ledger WHERE msisdn = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                )
+                .text(msisdn.as_str())
+                .int(clamp(limit)),
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(LedgerEntry {

@@ -73,7 +73,7 @@ pub struct Reward {
 
 const REWARD_COLUMNS: &str = "code, name_zh, name_en, cost, kind, credit_fen, data_mb";
 
-fn reward_from_row(r: &sqlx::any::AnyRow) -> Result<Reward> {
+fn reward_from_row(r: &ReadRow) -> Result<Reward> {
     let corrupt = || Error::Storage("unreadable reward".into());
     Ok(Reward {
         code: r.try_get(0)?,
@@ -342,14 +342,19 @@ impl Hall {
 
     /// Points earned and spent, newest first.
     pub async fn points_history(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<PointsEntry>> {
-        let rows = sqlx::query(
-            "SELECT delta, reason, memo, created_at FROM points_history WHERE msisdn = $1 \
-             ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(msisdn.as_str())
-        .bind(limit.max(0))
-        .fetch_all(self.db().pool())
-        .await?;
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(
+                Read::new(
+                    "SELECT delta, reason, memo, created_at FROM points_history WHERE msisdn = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2",
+                )
+                .text(msisdn.as_str())
+                .int(limit.max(0)),
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(PointsEntry {
@@ -409,11 +414,14 @@ impl Hall {
 
     /// The rewards on offer, cheapest first as the catalogue orders them.
     pub async fn rewards(&self) -> Result<Vec<Reward>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REWARD_COLUMNS} FROM rewards WHERE active = 1 ORDER BY sort_order, code"
-        ))
-        .fetch_all(self.db().pool())
-        .await?;
+        let rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch(Read::new(format!(
+                "SELECT {REWARD_COLUMNS} FROM rewards WHERE active = 1 ORDER BY sort_order, code"
+            )))
+            .await?;
         rows.iter().map(reward_from_row).collect()
     }
 
@@ -449,7 +457,7 @@ impl Hall {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::UnknownReward)?;
-        let reward = reward_from_row(&reward)?;
+        let reward = reward_from_row(&ReadRow::Any(reward))?;
         let cost = reward.cost.get();
         let lots = live_lots(&mut tx, msisdn, now_ms).await?;
         let available: i64 = lots.iter().map(|l| l.remaining).sum();

@@ -200,8 +200,14 @@ impl Hall {
     }
 
     pub async fn profile(&self, msisdn: &Msisdn) -> Result<Profile> {
-        let mut conn = self.db().pool().acquire().await?;
-        load_profile(&mut conn, msisdn).await
+        profile_from(
+            &self
+                .db()
+                .reader()
+                .await?
+                .fetch(profile_read(msisdn))
+                .await?,
+        )
     }
 
     /// Suspension at the subscriber's own request (e.g. a lost phone). Needs the second factor

@@ -10,12 +10,13 @@ use crate::domain::{Fen, Msisdn, Period, ProductCode};
 use crate::error::{is_unique_violation, Error, Result};
 use crate::hall::Hall;
 use crate::service::catalogue::{
-    load_product, product_from_row, Product, ProductKind, PRODUCT_COLUMNS,
+    load_product, product_from, product_from_row, product_read, Product, ProductKind,
+    PRODUCT_COLUMNS,
 };
 use crate::service::ledger::{self, Balance, Posting, Reason};
 use crate::service::outbox::{self, SmsKind};
-use crate::service::subscribers::{load_profile, require_active};
-use crate::store::reads::ReadRow;
+use crate::service::subscribers::{load_profile, profile_from, profile_read, require_active};
+use crate::store::reads::{Read, ReadRow};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Subscription {
@@ -82,23 +83,28 @@ async fn live_subscriptions(
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<Vec<Subscription>> {
+    subscriptions_from(&subscriptions_read(msisdn, period).fetch(conn).await?)
+}
+
+/// The read behind [`live_subscriptions`], for a [`crate::store::reads::Reader`].
+fn subscriptions_read(msisdn: &Msisdn, period: Period) -> Read {
     let cols = PRODUCT_COLUMNS
         .split(", ")
         .map(|c| format!("p.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = sqlx::query(&format!(
+    Read::new(format!(
         "SELECT s.id, s.start_period, s.started_at, s.end_period, {cols} FROM subscriptions s \
          JOIN products p ON p.code = s.product_code \
          WHERE s.msisdn = $1 AND s.start_period <= $2 AND (s.end_period IS NULL OR s.end_period >= $2) ORDER BY s.id"
     ))
-    .bind(msisdn.as_str())
-    .bind(period.to_string())
-    .fetch_all(conn)
-    .await?;
+    .text(msisdn.as_str())
+    .text(period.to_string())
+}
+
+fn subscriptions_from(rows: &[ReadRow]) -> Result<Vec<Subscription>> {
     let bad = |_| Error::Storage("unreadable period in subscriptions".into());
-    rows.into_iter()
-        .map(ReadRow::Any)
+    rows.iter()
         .map(|r| {
             Ok(Subscription {
                 id: r.try_get(0)?,
@@ -109,7 +115,7 @@ async fn live_subscriptions(
                     .map(|p| Period::parse(&p))
                     .transpose()
                     .map_err(bad)?,
-                product: product_from_row(&r, 4)?,
+                product: product_from_row(r, 4)?,
             })
         })
         .collect()
@@ -119,15 +125,26 @@ impl Hall {
     /// The add-ons active this month, in the order they were ordered (the SMS `0000` menu numbers
     /// them in this order).
     pub async fn subscriptions(&self, msisdn: &Msisdn) -> Result<Vec<Subscription>> {
-        let mut conn = self.db().pool().acquire().await?;
-        load_profile(&mut conn, msisdn).await?;
-        live_subscriptions(&mut conn, msisdn, Period::containing(self.now())).await
+        let period = Period::containing(self.now());
+        let mut rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch_each([profile_read(msisdn), subscriptions_read(msisdn, period)])
+            .await?;
+        profile_from(&rows.next())?;
+        subscriptions_from(&rows.next())
     }
 
     pub async fn quote(&self, msisdn: &Msisdn, code: &ProductCode) -> Result<Quote> {
-        let mut conn = self.db().pool().acquire().await?;
-        let profile = load_profile(&mut conn, msisdn).await?;
-        let product = load_product(&mut conn, code).await?;
+        let mut rows = self
+            .db()
+            .reader()
+            .await?
+            .fetch_each([profile_read(msisdn), product_read(code)])
+            .await?;
+        let profile = profile_from(&rows.next())?;
+        let product = product_from(&rows.next())?;
         let charge_now = match product.kind {
             ProductKind::AddOn => product.monthly_fee,
             ProductKind::Plan if product.is_plan_of(profile.brand) => Fen::ZERO,

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::hall::Hall;
 use crate::service::ledger::{self, Balance, PostError, Posting, Reason};
 use crate::service::outbox::{self, SmsKind};
+use crate::store::reads::ReadRow;
 
 /// The smallest online top-up.
 pub const MIN_PAYMENT: Fen = Fen::yuan(10);
@@ -92,7 +93,7 @@ impl TopUpReceipt {
 pub(crate) const RECEIPT_COLUMNS: &str =
     "id, target_msisdn, payer_msisdn, channel, amount, gift, reference, created_at";
 
-pub(crate) fn receipt_from_row(r: &sqlx::any::AnyRow) -> Result<TopUpReceipt> {
+pub(crate) fn receipt_from_row(r: &ReadRow) -> Result<TopUpReceipt> {
     let corrupt = |what: &str| Error::Storage(format!("unreadable {what} in topups"));
     let payer: Option<String> = r.try_get(2)?;
     Ok(TopUpReceipt {
