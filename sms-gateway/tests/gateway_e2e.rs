@@ -64,6 +64,20 @@ async fn rig() -> Rig {
     .await
 }
 
+/// A rig whose loops look in the database only when this process tells them to, or once an
+/// hour: their first looks, at start, are over (they found nothing) when it returns.
+async fn rig_looking_hourly() -> Rig {
+    let r = rig_full(
+        Settings::default(),
+        SmscConfig::new("openhall", "secret"),
+        |_, o| o.poll = Duration::from_secs(3600),
+        Box::new(|i| i),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    r
+}
+
 impl Rig {
     fn m(&self) -> Msisdn {
         Msisdn::parse(SUBSCRIBER).unwrap()
@@ -583,15 +597,7 @@ async fn an_mo_acknowledged_just_before_shutdown_is_still_answered() {
 /// database, however long ago its last one was, and answers it before the unbind.
 #[tokio::test]
 async fn an_mo_waiting_in_the_inbox_at_shutdown_is_answered_before_the_unbind() {
-    let r = rig_full(
-        Settings::default(),
-        SmscConfig::new("openhall", "secret"),
-        |_, o| o.poll = Duration::from_secs(3600),
-        Box::new(|i| i),
-    )
-    .await;
-    // The worker's first look, at start, finds nothing; the next is an hour away.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = rig_looking_hourly().await;
     r.t.receive_mo(SUBSCRIBER, SHORT_CODE, "CXYE")
         .await
         .unwrap();
@@ -603,15 +609,7 @@ async fn an_mo_waiting_in_the_inbox_at_shutdown_is_answered_before_the_unbind() 
 /// look in the database, however long ago its last one was, and sends it before the unbind.
 #[tokio::test]
 async fn a_notice_queued_by_the_hall_at_shutdown_is_sent_before_the_unbind() {
-    let r = rig_full(
-        Settings::default(),
-        SmscConfig::new("openhall", "secret"),
-        |_, o| o.poll = Duration::from_secs(3600),
-        Box::new(|i| i),
-    )
-    .await;
-    // The drainer's first look, at start, finds nothing; the next is an hour away.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = rig_looking_hourly().await;
     r.t.suspend_by_request(&r.m()).await.unwrap();
     let queued = r.t.outbox_for(&r.m(), 1).await.unwrap();
     assert_eq!(queued.len(), 1, "the notice is queued");

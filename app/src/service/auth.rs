@@ -163,7 +163,7 @@ impl Hall {
     pub async fn session_epoch(&self, msisdn: &Msisdn) -> Result<i64> {
         let read = Read::new("SELECT session_epoch FROM subscribers WHERE msisdn = $1")
             .text(msisdn.as_str());
-        let rows = self.db().reader().await?.fetch(read).await?;
+        let rows = self.db().read(read).await?;
         rows.first().ok_or(Error::UnknownSubscriber)?.try_get(0)
     }
 }

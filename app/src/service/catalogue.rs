@@ -95,9 +95,7 @@ impl Hall {
     pub async fn catalogue(&self) -> Result<Vec<Product>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(Read::new(format!(
+            .read(Read::new(format!(
                 "SELECT {PRODUCT_COLUMNS} FROM products WHERE active = 1 \
                  ORDER BY kind DESC, sort_order, code"
             )))
@@ -106,7 +104,7 @@ impl Hall {
     }
 
     pub async fn product(&self, code: &ProductCode) -> Result<Product> {
-        product_from(&self.db().reader().await?.fetch(product_read(code)).await?)
+        product_from(&self.db().read(product_read(code)).await?)
     }
 }
 

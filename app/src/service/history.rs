@@ -54,9 +54,7 @@ impl Hall {
     pub async fn topup_history(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<TopUpReceipt>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(
+            .read(
                 Read::new(format!(
                     "SELECT {RECEIPT_COLUMNS} FROM topups \
                      WHERE target_msisdn = $1 OR payer_msisdn = $1 \
@@ -73,9 +71,7 @@ impl Hall {
     pub async fn receipt(&self, msisdn: &Msisdn, id: i64) -> Result<TopUpReceipt> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(
+            .read(
                 Read::new(format!(
                     "SELECT {RECEIPT_COLUMNS} FROM topups \
                      WHERE id = $1 AND (target_msisdn = $2 OR payer_msisdn = $2)"
@@ -91,9 +87,7 @@ impl Hall {
     pub async fn ledger_entries(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<LedgerEntry>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(
+            .read(
                 Read::new(
                     "SELECT id, cash_delta, gift_delta, reason, memo, reference, created_at \
                      FROM ledger WHERE msisdn = $1 ORDER BY created_at DESC, id DESC LIMIT $2",

@@ -213,7 +213,7 @@ async fn balances_and_statuses(
     let read = numbers
         .into_iter()
         .fold(Read::new(sql.to_string()), |r, m| r.text(m));
-    let rows = db.reader().await?.fetch(read).await?;
+    let rows = db.read(read).await?;
     rows.iter()
         .map(|row| {
             let status: String = row.try_get(3)?;

@@ -344,9 +344,7 @@ impl Hall {
     pub async fn points_history(&self, msisdn: &Msisdn, limit: i64) -> Result<Vec<PointsEntry>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(
+            .read(
                 Read::new(
                     "SELECT delta, reason, memo, created_at FROM points_history WHERE msisdn = $1 \
                      ORDER BY created_at DESC, id DESC LIMIT $2",
@@ -416,9 +414,7 @@ impl Hall {
     pub async fn rewards(&self) -> Result<Vec<Reward>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(Read::new(format!(
+            .read(Read::new(format!(
                 "SELECT {REWARD_COLUMNS} FROM rewards WHERE active = 1 ORDER BY sort_order, code"
             )))
             .await?;

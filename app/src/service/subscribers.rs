@@ -200,14 +200,7 @@ impl Hall {
     }
 
     pub async fn profile(&self, msisdn: &Msisdn) -> Result<Profile> {
-        profile_from(
-            &self
-                .db()
-                .reader()
-                .await?
-                .fetch(profile_read(msisdn))
-                .await?,
-        )
+        profile_from(&self.db().read(profile_read(msisdn)).await?)
     }
 
     /// Suspension at the subscriber's own request (e.g. a lost phone). Needs the second factor

@@ -128,9 +128,7 @@ impl Hall {
         let period = Period::containing(self.now());
         let mut rows = self
             .db()
-            .reader()
-            .await?
-            .fetch_each([profile_read(msisdn), subscriptions_read(msisdn, period)])
+            .read_each([profile_read(msisdn), subscriptions_read(msisdn, period)])
             .await?;
         profile_from(&rows.next())?;
         subscriptions_from(&rows.next())
@@ -139,9 +137,7 @@ impl Hall {
     pub async fn quote(&self, msisdn: &Msisdn, code: &ProductCode) -> Result<Quote> {
         let mut rows = self
             .db()
-            .reader()
-            .await?
-            .fetch_each([profile_read(msisdn), product_read(code)])
+            .read_each([profile_read(msisdn), product_read(code)])
             .await?;
         let profile = profile_from(&rows.next())?;
         let product = product_from(&rows.next())?;

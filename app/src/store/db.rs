@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::store::local_reads::LocalReads;
-use crate::store::reads::Reader;
+use crate::store::reads::{Read, ReadRow, Reader, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -186,6 +186,16 @@ impl Db {
             Some(local) => Reader::Local(local),
             None => Reader::Pooled(self.pool.acquire().await?),
         })
+    }
+
+    /// One read that needs no transaction, through [`Db::reader`].
+    pub(crate) async fn read(&self, read: Read) -> Result<Vec<ReadRow>> {
+        self.reader().await?.fetch(read).await
+    }
+
+    /// Several reads that need no transaction, in one batch ([`Reader::fetch_each`]).
+    pub(crate) async fn read_each(&self, reads: impl IntoIterator<Item = Read>) -> Result<Rows> {
+        self.reader().await?.fetch_each(reads).await
     }
 
     pub fn backend(&self) -> Backend {

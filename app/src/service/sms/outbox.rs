@@ -260,9 +260,7 @@ impl Hall {
     pub async fn outbox_delivered_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
         let rows = self
             .db()
-            .reader()
-            .await?
-            .fetch(
+            .read(
                 Read::new(
                     "SELECT MAX(receipt_at) FROM outbox_parts WHERE outbox_id = $1 \
                      HAVING COUNT(*) > 0 \
