@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::store::local_reads::LocalReads;
+use crate::store::local_writes::{LocalTx, LocalWriter};
 use crate::store::reads::{Read, ReadRow, Reader, Rows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Db {
     statements: Arc<std::sync::Mutex<StatementTexts>>,
     /// On SQLite, reads on the caller's thread ([`Db::reader`]).
     local: Option<Arc<LocalReads>>,
+    /// On SQLite, write transactions on the caller's thread ([`Db::begin_write`]).
+    local_writer: Option<Arc<LocalWriter>>,
 }
 
 /// Batch statements' texts by call site and number of rows.
@@ -60,6 +63,37 @@ impl Tx {
 
     pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
         self.tx.rollback().await
+    }
+}
+
+/// A write transaction whose statements are [`Read`]s (see [`Db::begin_write`]).
+pub(crate) enum WriteTx {
+    Local(LocalTx),
+    Sqlx(Tx),
+}
+
+impl WriteTx {
+    /// A statement's rows.
+    pub(crate) async fn fetch(&mut self, statement: Read) -> Result<Vec<ReadRow>> {
+        match self {
+            WriteTx::Local(tx) => tx.fetch(statement),
+            WriteTx::Sqlx(tx) => statement.fetch(tx).await,
+        }
+    }
+
+    /// A statement's count of rows changed.
+    pub(crate) async fn execute(&mut self, statement: Read) -> Result<u64> {
+        match self {
+            WriteTx::Local(tx) => tx.execute(statement),
+            WriteTx::Sqlx(tx) => statement.execute(tx).await,
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Local(tx) => tx.commit(),
+            WriteTx::Sqlx(tx) => Ok(tx.commit().await?),
+        }
     }
 }
 
@@ -97,14 +131,16 @@ impl Db {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
-        let local = match backend {
-            Backend::Sqlite => Some(Arc::new(LocalReads::new(
+        let file = match backend {
+            Backend::Sqlite => Some(
                 sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
                     .get_filename()
                     .to_owned(),
-            ))),
+            ),
             Backend::Postgres => None,
         };
+        let local = file.clone().map(|f| Arc::new(LocalReads::new(f)));
+        let local_writer = file.map(|f| Arc::new(LocalWriter::new(f)));
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_of = |size: u32| {
             AnyPoolOptions::new()
@@ -161,6 +197,7 @@ impl Db {
             _alive: alive,
             statements: Arc::default(),
             local,
+            local_writer,
         })
     }
 
@@ -250,12 +287,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => {
-                let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().acquire_owned())
-                    .await
-                    .map_err(|_| {
-                        Error::Storage("the database is busy (no write turn in 60 s)".into())
-                    })?
-                    .map_err(|_| Error::Storage("the database is closing".into()))?;
+                let turn = self.write_turn().await?;
                 Tx {
                     tx: self.writes.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
@@ -266,6 +298,27 @@ impl Db {
                 _turn: None,
             },
         })
+    }
+
+    /// A write transaction as [`Db::begin`] makes, whose statements are [`Read`]s: on SQLite
+    /// it runs on the caller's thread ([`LocalWriter`]), not on sqlx's; elsewhere it is a sqlx
+    /// transaction.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        Ok(match &self.local_writer {
+            Some(writer) => {
+                let turn = self.write_turn().await?;
+                WriteTx::Local(writer.begin(turn, WRITER_WAIT).await?)
+            }
+            None => WriteTx::Sqlx(self.begin().await?),
+        })
+    }
+
+    /// This process's turn to write on SQLite (see the field `writer`).
+    async fn write_turn(&self) -> Result<OwnedSemaphorePermit> {
+        tokio::time::timeout(WRITER_WAIT, self.writer.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Storage("the database is busy (no write turn in 60 s)".into()))?
+            .map_err(|_| Error::Storage("the database is closing".into()))
     }
 
     pub async fn close(&self) {

@@ -37,7 +37,7 @@ impl std::fmt::Debug for LocalReads {
     }
 }
 
-fn storage(e: rusqlite::Error) -> Error {
+pub(crate) fn storage(e: rusqlite::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
@@ -89,7 +89,7 @@ impl LocalReads {
 
 /// One read: `$k` in the SQL is bound to the read's `k`-th argument, and an anonymous `?` (a
 /// batch statement as [`crate::store::Db::batch_sql`] writes it) to the argument in its place.
-fn run(conn: &Connection, read: Read) -> Result<Vec<ReadRow>> {
+pub(crate) fn run(conn: &Connection, read: Read) -> Result<Vec<ReadRow>> {
     let mut stmt = conn.prepare_cached(&read.sql).map_err(storage)?;
     for index in 1..=stmt.parameter_count() {
         let k = match stmt.parameter_name(index) {
@@ -104,6 +104,7 @@ fn run(conn: &Connection, read: Read) -> Result<Vec<ReadRow>> {
         match &read.args[k - 1] {
             Arg::Text(v) => stmt.raw_bind_parameter(index, v.as_str()),
             Arg::Int(v) => stmt.raw_bind_parameter(index, *v),
+            Arg::Null => stmt.raw_bind_parameter(index, rusqlite::types::Null),
         }
         .map_err(storage)?;
     }

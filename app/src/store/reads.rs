@@ -9,6 +9,8 @@
 //! with its result, which is where the rows are split. PostgreSQL takes one statement at a
 //! time with arguments, so there the reads run one after the other on the same connection.
 use std::borrow::Cow;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use futures::TryStreamExt;
 use sqlx::any::AnyRow;
@@ -23,21 +25,84 @@ use crate::store::local_reads::LocalReads;
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    Null,
 }
 
-/// One read: a statement with `$1 … $n` and its arguments.
+/// A statement's text: written in the source, made for the occasion, or one of the batch
+/// statements [`crate::store::Db::batch_statement`] keeps (shared, not copied: they run to
+/// kilobytes, and the SMS gateway runs them by the thousand a second).
+#[derive(Clone, Debug)]
+pub(crate) enum Sql {
+    Static(&'static str),
+    Owned(String),
+    Shared(Arc<str>),
+}
+
+impl Deref for Sql {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Sql::Static(s) => s,
+            Sql::Owned(s) => s,
+            Sql::Shared(s) => s,
+        }
+    }
+}
+
+impl From<&'static str> for Sql {
+    fn from(s: &'static str) -> Sql {
+        Sql::Static(s)
+    }
+}
+
+impl From<String> for Sql {
+    fn from(s: String) -> Sql {
+        Sql::Owned(s)
+    }
+}
+
+impl From<Arc<str>> for Sql {
+    fn from(s: Arc<str>) -> Sql {
+        Sql::Shared(s)
+    }
+}
+
+impl From<Cow<'static, str>> for Sql {
+    fn from(s: Cow<'static, str>) -> Sql {
+        match s {
+            Cow::Borrowed(s) => Sql::Static(s),
+            Cow::Owned(s) => Sql::Owned(s),
+        }
+    }
+}
+
+/// One read — or, in a write transaction ([`crate::store::WriteTx`]), any statement: its
+/// text with `$1 … $n` (or a batch statement's `?`) and its arguments.
 #[derive(Clone, Debug)]
 pub(crate) struct Read {
-    pub(crate) sql: Cow<'static, str>,
+    pub(crate) sql: Sql,
     pub(crate) args: Vec<Arg>,
 }
 
 impl Read {
-    pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Read {
+    pub(crate) fn new(sql: impl Into<Sql>) -> Read {
         Read {
             sql: sql.into(),
             args: Vec::new(),
         }
+    }
+
+    /// With room for `n` arguments (a batch statement's many).
+    pub(crate) fn with_capacity(sql: impl Into<Sql>, n: usize) -> Read {
+        Read {
+            sql: sql.into(),
+            args: Vec::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn opt_int(mut self, v: Option<i64>) -> Read {
+        self.args.push(v.map_or(Arg::Null, Arg::Int));
+        self
     }
 
     pub(crate) fn text(mut self, v: impl Into<String>) -> Read {
@@ -48,6 +113,14 @@ impl Read {
     pub(crate) fn int(mut self, v: i64) -> Read {
         self.args.push(Arg::Int(v));
         self
+    }
+
+    /// This statement on a sqlx connection: the count of rows it changed.
+    pub(crate) async fn execute(self, conn: &mut AnyConnection) -> Result<u64> {
+        Ok(bind(sqlx::query(&self.sql), self.args)
+            .execute(conn)
+            .await?
+            .rows_affected())
     }
 
     /// This read on its own, on a sqlx connection (a transaction's, say).
@@ -68,6 +141,7 @@ fn bind(mut q: AnyQuery<'_>, args: Vec<Arg>) -> AnyQuery<'_> {
         q = match a {
             Arg::Text(v) => q.bind(v),
             Arg::Int(v) => q.bind(v),
+            Arg::Null => q.bind(None::<i64>),
         };
     }
     q

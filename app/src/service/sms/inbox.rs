@@ -3,8 +3,6 @@
 //! conditional updates.
 use std::collections::{HashMap, HashSet};
 
-use sqlx::Row;
-
 use super::round::SmsRound;
 use super::{hash, InboxMo, OutboundSms, CLAIM_TIMEOUT_MS, DEDUPE_WINDOW_MS};
 use crate::clock::from_millis;
@@ -12,7 +10,9 @@ use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::service::outbox::SmsKind;
-use crate::store::db::{placeholders, runs, Tx};
+use crate::store::db::{placeholders, runs};
+use crate::store::reads::{Read, ReadRow};
+use crate::store::WriteTx;
 
 /// What becomes of the MO a call stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Hall {
     /// also returns the stored MO, claimed for the caller, in arrival order.
     pub(crate) async fn receive_mo_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         mos: &[(String, String, String)],
         arrival: OnArrival,
         now: i64,
@@ -99,12 +99,12 @@ impl Hall {
                     2 * chunk.len() + 1
                 )
             });
-            let mut q = sqlx::query(&sql);
+            let mut q = Read::with_capacity(sql, 2 * chunk.len() + 1);
             for (i, h) in chunk {
-                q = q.bind(&mos[*i].0).bind(h);
+                q = q.text(&mos[*i].0).text(h);
             }
-            q = q.bind(now - DEDUPE_WINDOW_MS);
-            for row in q.fetch_all(&mut **tx).await? {
+            q = q.int(now - DEDUPE_WINDOW_MS);
+            for row in tx.fetch(q).await? {
                 stored_before.insert((row.try_get(0)?, row.try_get(1)?));
             }
         }
@@ -121,19 +121,19 @@ impl Hall {
                     placeholders(1, chunk.len(), 7)
                 )
             });
-            let mut q = sqlx::query(&sql);
+            let mut q = Read::with_capacity(sql, 7 * chunk.len());
             for (i, h) in chunk {
                 let (source, destination, text) = &mos[*i];
                 q = q
-                    .bind(source)
-                    .bind(destination)
-                    .bind(text)
-                    .bind(h)
-                    .bind(now)
-                    .bind(status)
-                    .bind(claimed_at);
+                    .text(source)
+                    .text(destination)
+                    .text(text)
+                    .text(h)
+                    .int(now)
+                    .text(status)
+                    .opt_int(claimed_at);
             }
-            let ids = inserted_ids(q.fetch_all(&mut **tx).await?, chunk.len())?;
+            let ids = inserted_ids(tx.fetch(q).await?, chunk.len())?;
             for ((i, _), id) in chunk.iter().zip(ids) {
                 out[*i] = Some(id);
             }
@@ -162,20 +162,22 @@ impl Hall {
     pub async fn claim_mo(&self, limit: i64) -> Result<Vec<InboxMo>> {
         let now = self.now_ms();
         // A write: through the writer's turn like every other (see `Db::begin`).
-        let mut tx = self.db().begin().await?;
-        let rows = sqlx::query(
-            "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 WHERE id IN (\
-               SELECT id FROM sms_inbox WHERE status IN ('received', 'handling') \
-                 AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
-               ORDER BY id LIMIT $3) \
-             AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
-             RETURNING id, source, destination, body, received_at",
-        )
-        .bind(now)
-        .bind(now - CLAIM_TIMEOUT_MS)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut tx = self.db().begin_write().await?;
+        let rows = tx
+            .fetch(
+                Read::new(
+                    "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 WHERE id IN (\
+                       SELECT id FROM sms_inbox WHERE status IN ('received', 'handling') \
+                         AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
+                       ORDER BY id LIMIT $3) \
+                     AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
+                     RETURNING id, source, destination, body, received_at",
+                )
+                .int(now)
+                .int(now - CLAIM_TIMEOUT_MS)
+                .int(limit),
+            )
+            .await?;
         tx.commit().await?;
         let mut out: Vec<InboxMo> = rows
             .iter()
@@ -228,7 +230,7 @@ impl Hall {
     /// messages it claimed.
     pub(crate) async fn complete_mo_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         done: &[(i64, Option<String>)],
         replies_are: Replies,
         now: i64,
@@ -244,11 +246,11 @@ impl Hall {
                     placeholders(2, chunk.len(), 1)
                 )
             });
-            let mut q = sqlx::query(&sql).bind(now);
+            let mut q = Read::with_capacity(sql, chunk.len() + 1).int(now);
             for id in chunk {
-                q = q.bind(id);
+                q = q.int(*id);
             }
-            for row in q.fetch_all(&mut **tx).await? {
+            for row in tx.fetch(q).await? {
                 completed.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
@@ -278,19 +280,19 @@ impl Hall {
                     placeholders(1, chunk.len(), 8)
                 )
             });
-            let mut q = sqlx::query(&sql);
+            let mut q = Read::with_capacity(sql, 8 * chunk.len());
             for (to, body) in chunk {
                 q = q
-                    .bind(to.as_str())
-                    .bind(SmsKind::Reply.as_str())
-                    .bind(*body)
-                    .bind(now)
-                    .bind(now)
-                    .bind(status)
-                    .bind(claimed_at)
-                    .bind(attempts);
+                    .text(to.as_str())
+                    .text(SmsKind::Reply.as_str())
+                    .text(*body)
+                    .int(now)
+                    .int(now)
+                    .text(status)
+                    .opt_int(claimed_at)
+                    .int(attempts);
             }
-            let ids = inserted_ids(q.fetch_all(&mut **tx).await?, chunk.len())?;
+            let ids = inserted_ids(tx.fetch(q).await?, chunk.len())?;
             if let Replies::Send(_) = replies_are {
                 for ((to, body), id) in chunk.iter().zip(ids) {
                     to_send.push(OutboundSms {
@@ -311,16 +313,16 @@ impl Hall {
 /// The ids a multi-row `INSERT … VALUES … RETURNING id` assigned, in the order of its rows.
 ///
 /// Why not return the rows' own values to match them up: each returned column is a value
-/// converted and handed over from SQLite's thread, and these inserts are most of the SMS
-/// gateway's writes. Both databases number one statement's rows in the order of its VALUES
+/// converted (and through sqlx handed over from SQLite's thread), and these inserts are most
+/// of the SMS gateway's writes. Both databases number one statement's rows in the order of its VALUES
 /// (SQLite inserts them one after the other; PostgreSQL takes `nextval` row by row, and a
 /// sequence only grows), so the k-th smallest id is the k-th row's, whatever order RETURNING
 /// gives them in.
-fn inserted_ids(rows: Vec<sqlx::any::AnyRow>, expected: usize) -> Result<Vec<i64>> {
+fn inserted_ids(rows: Vec<ReadRow>, expected: usize) -> Result<Vec<i64>> {
     let mut ids = rows
         .iter()
         .map(|r| r.try_get::<i64, _>(0))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>>>()?;
     if ids.len() != expected {
         return Err(crate::error::Error::Storage(format!(
             "an insert of {expected} rows returned {} ids",
@@ -333,6 +335,8 @@ fn inserted_ids(rows: Vec<sqlx::any::AnyRow>, expected: usize) -> Result<Vec<i64
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Row;
+
     use crate::testing::TestHall;
     use chrono::Duration as D;
 
@@ -398,7 +402,7 @@ mod tests {
         let mos: Vec<(String, String, String)> = (0..300)
             .map(|k| (senders[k % 7].clone(), "10086".into(), format!("CX{k}")))
             .collect();
-        let mut tx = t.db().begin().await.unwrap();
+        let mut tx = t.db().begin_write().await.unwrap();
         let (ids, claimed) = t
             .receive_mo_in(&mut tx, &mos, OnArrival::Claim, t.now_ms())
             .await
@@ -447,7 +451,7 @@ mod tests {
     async fn mo_claimed_on_arrival_are_not_claimed_again_until_released_or_expired() {
         let t = TestHall::empty().await;
         let mo = |x: &str| ("13800138000".to_owned(), "10086".to_owned(), x.to_owned());
-        let mut tx = t.db().begin().await.unwrap();
+        let mut tx = t.db().begin_write().await.unwrap();
         let (ids, claimed) = t
             .receive_mo_in(
                 &mut tx,
@@ -549,7 +553,7 @@ mod tests {
             .unwrap()
             .unwrap();
         t.claim_mo(10).await.unwrap();
-        let mut tx = t.db().begin().await.unwrap();
+        let mut tx = t.db().begin_write().await.unwrap();
         let to_send = t
             .complete_mo_in(
                 &mut tx,

@@ -16,6 +16,7 @@ use crate::domain::Msisdn;
 use crate::error::Result;
 use crate::hall::Hall;
 use crate::store::db::{placeholders, runs};
+use crate::store::reads::Read;
 use crate::store::RateDecision;
 
 pub use inbox::{OnArrival, Replies};
@@ -73,15 +74,14 @@ impl Hall {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         for chunk in runs(ids) {
             let sql = statement(&placeholders(1, chunk.len(), 1));
-            let sql = self.db().batch_sql(&sql);
-            let mut q = sqlx::query(&sql);
+            let mut q = Read::with_capacity(self.db().batch_sql(&sql).into_owned(), chunk.len());
             for id in chunk {
-                q = q.bind(id);
+                q = q.int(*id);
             }
-            q.execute(&mut *tx).await?;
+            tx.execute(q).await?;
         }
         tx.commit().await?;
         Ok(())

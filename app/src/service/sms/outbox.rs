@@ -11,12 +11,13 @@ use super::{OutboundSms, CLAIM_TIMEOUT_MS, MAX_ATTEMPTS, SENT_CODE_PLACEHOLDER};
 use crate::clock::from_millis;
 use crate::error::Result;
 use crate::hall::Hall;
-use crate::store::db::{placeholders, runs, Tx};
-use crate::store::reads::Read;
+use crate::store::db::{placeholders, runs};
+use crate::store::reads::{Read, ReadRow};
+use crate::store::WriteTx;
 
 impl OutboundSms {
     /// From a row of `id, msisdn, kind, body, attempts`.
-    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Self> {
+    pub(crate) fn from_row(r: &ReadRow) -> Result<Self> {
         Ok(OutboundSms {
             id: r.try_get(0)?,
             msisdn: r.try_get(1)?,
@@ -32,20 +33,24 @@ impl Hall {
     /// and ones another sender claimed and did not finish in time.
     pub async fn claim_outbox(&self, limit: i64) -> Result<Vec<OutboundSms>> {
         let now = self.now_ms();
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         // `status IN (…)` first: the condition of the partial index `outbox_due`.
-        let due = "status IN ('queued', 'sending') AND \
-                   ((status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2))";
-        let rows = sqlx::query(&format!(
-            "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
-               SELECT id FROM outbox WHERE {due} ORDER BY id LIMIT $3) AND ({due}) \
-             RETURNING id, msisdn, kind, body, attempts"
-        ))
-        .bind(now)
-        .bind(now - CLAIM_TIMEOUT_MS)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = tx
+            .fetch(
+                Read::new(
+                    "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND \
+                       ((status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2)) \
+                       ORDER BY id LIMIT $3) \
+                     AND status IN ('queued', 'sending') AND \
+                       ((status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_at < $2)) \
+                     RETURNING id, msisdn, kind, body, attempts",
+                )
+                .int(now)
+                .int(now - CLAIM_TIMEOUT_MS)
+                .int(limit),
+            )
+            .await?;
         tx.commit().await?;
         let mut out: Vec<OutboundSms> = rows
             .iter()
@@ -59,22 +64,24 @@ impl Hall {
     /// transaction (claims that expired are left to [`Hall::claim_outbox`]).
     pub(crate) async fn claim_queued_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         limit: i64,
         now: i64,
     ) -> Result<Vec<OutboundSms>> {
-        let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
-               SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND status = 'queued' \
-               AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
-             AND status = 'queued' \
-             RETURNING id, msisdn, kind, body, attempts",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?;
+        let rows = tx
+            .fetch(
+                Read::new(
+                    "UPDATE outbox SET status = 'sending', claimed_at = $1, attempts = attempts + 1 WHERE id IN (\
+                       SELECT id FROM outbox WHERE status IN ('queued', 'sending') AND status = 'queued' \
+                       AND next_attempt_at <= $2 ORDER BY id LIMIT $3) \
+                     AND status = 'queued' \
+                     RETURNING id, msisdn, kind, body, attempts",
+                )
+                .int(now)
+                .int(now)
+                .int(limit),
+            )
+            .await?;
         rows.iter().map(OutboundSms::from_row).collect()
     }
 
@@ -108,7 +115,7 @@ impl Hall {
     /// [`Hall::outbox_sent_batch`] inside the caller's transaction.
     pub(crate) async fn outbox_sent_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         sent: &[(i64, Vec<String>)],
         now: i64,
     ) -> Result<()> {
@@ -126,14 +133,16 @@ impl Hall {
                     placeholders(3 + 2 * chunk.len(), chunk.len(), 1)
                 )
             });
-            let mut q = sqlx::query(&sql).bind(now).bind(SENT_CODE_PLACEHOLDER);
+            let mut q = Read::with_capacity(sql, 3 * chunk.len() + 2)
+                .int(now)
+                .text(SENT_CODE_PLACEHOLDER);
             for (id, message_ids) in chunk {
-                q = q.bind(id).bind(message_ids.join(","));
+                q = q.int(*id).text(message_ids.join(","));
             }
             for (id, _) in chunk {
-                q = q.bind(id);
+                q = q.int(*id);
             }
-            q.execute(&mut **tx).await?;
+            tx.execute(q).await?;
         }
         let parts: Vec<(&str, i64, i64)> = sent
             .iter()
@@ -151,11 +160,11 @@ impl Hall {
                     placeholders(1, chunk.len(), 3)
                 )
             });
-            let mut q = sqlx::query(&sql);
+            let mut q = Read::with_capacity(sql, 3 * chunk.len());
             for (mid, id, part) in chunk {
-                q = q.bind(*mid).bind(*id).bind(*part);
+                q = q.text(*mid).int(*id).int(*part);
             }
-            q.execute(&mut **tx).await?;
+            tx.execute(q).await?;
         }
         Ok(())
     }
@@ -205,7 +214,7 @@ impl Hall {
     /// [`Hall::outbox_receipt_batch`] inside the caller's transaction.
     pub(crate) async fn outbox_receipts_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         receipts: &[(String, String)],
         now: i64,
     ) -> Result<Vec<bool>> {
@@ -238,11 +247,13 @@ impl Hall {
                         placeholders(3, chunk.len(), 1)
                     )
                 });
-                let mut q = sqlx::query(&sql).bind(now).bind(*stat);
+                let mut q = Read::with_capacity(sql, chunk.len() + 2)
+                    .int(now)
+                    .text(*stat);
                 for message_id in chunk {
-                    q = q.bind(*message_id);
+                    q = q.text(*message_id);
                 }
-                for row in q.fetch_all(&mut **tx).await? {
+                for row in tx.fetch(q).await? {
                     known.insert(row.try_get(0)?);
                 }
             }

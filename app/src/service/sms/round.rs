@@ -55,7 +55,7 @@ impl Hall {
             return Ok(done);
         }
         let now = self.now_ms();
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         if !round.sent.is_empty() {
             self.outbox_sent_in(&mut tx, &round.sent, now).await?;
         }
