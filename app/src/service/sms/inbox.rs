@@ -266,9 +266,10 @@ impl Hall {
             // Claimed before the replies are inserted, so the replies are not claimed twice.
             to_send = self.claim_queued_in(tx, others, now).await?;
         }
-        let (status, claimed_at, attempts) = match replies_are {
-            Replies::Queue => ("queued", None, 0i64),
-            Replies::Send(_) => ("sending", Some(now), 1),
+        // A claimed message is due again when its claim runs out (see `Hall::claim_outbox`).
+        let (status, claimed_at, due, attempts) = match replies_are {
+            Replies::Queue => ("queued", None, now, 0i64),
+            Replies::Send(_) => ("sending", Some(now), now + CLAIM_TIMEOUT_MS, 1),
         };
         // In the order given: the outbox is sent in id order, so a sender's replies keep the
         // order of its MO.
@@ -286,7 +287,7 @@ impl Hall {
                     .text(to.as_str())
                     .text(SmsKind::Reply.as_str())
                     .text(*body)
-                    .int(now)
+                    .int(due)
                     .int(now)
                     .text(status)
                     .opt_int(claimed_at)
