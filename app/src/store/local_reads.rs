@@ -3,8 +3,10 @@
 //! reads of a page view that cost more than SQLite's own work (the signed-in home page served
 //! twice as many requests a second with its reads answered from memory). SQLite itself is a
 //! library: here a few connections of its own, in this process, answer the reads directly.
-//! Only reads that need no transaction come here; writes stay on sqlx's single writer.
-use std::path::PathBuf;
+//! Only reads that need no transaction come here; write transactions run on the one
+//! connection of [`crate::store::local_writes`] (the SMS rounds and claims) or on sqlx's
+//! single writer.
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,7 +20,8 @@ use crate::store::reads::{Arg, Cell, Read, ReadRow};
 /// never wait on anything else while they hold one), so a few.
 const KEPT: usize = 8;
 
-/// Prepared statements kept per connection (the hall has a few dozen distinct reads).
+/// Prepared statements kept per connection (the hall has a few dozen distinct reads; the
+/// gateway's rounds a few dozen batch statements).
 const STATEMENTS: usize = 128;
 
 /// A longer wait only happens while SQLite recovers a log after a crash.
@@ -37,6 +40,20 @@ impl std::fmt::Debug for LocalReads {
     }
 }
 
+/// A connection of this process's own to the SQLite file at `path` (already in WAL mode:
+/// sqlx's connections set it), set up by the statements `setup`, keeping its prepared
+/// statements.
+pub(crate) fn open(path: &Path, setup: &str) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(storage)?;
+    conn.execute_batch(setup).map_err(storage)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    Ok(conn)
+}
+
 pub(crate) fn storage(e: rusqlite::Error) -> Error {
     Error::Storage(e.to_string())
 }
@@ -51,16 +68,9 @@ impl LocalReads {
     }
 
     fn open(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(storage)?;
-        conn.busy_timeout(BUSY).map_err(storage)?;
         // Reads only: a statement that would write fails instead.
-        conn.execute_batch("PRAGMA query_only = 1;")
-            .map_err(storage)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENTS);
+        let conn = open(&self.path, "PRAGMA query_only = 1;")?;
+        conn.busy_timeout(BUSY).map_err(storage)?;
         Ok(conn)
     }
 

@@ -15,15 +15,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::{Error, Result};
-use crate::store::local_reads::{run, storage};
+use crate::store::local_reads::{open, run, storage};
 use crate::store::reads::{Read, ReadRow};
-
-/// Prepared statements kept (the rounds' batch statements come in a few dozen texts).
-const STATEMENTS: usize = 128;
 
 /// Once a transaction holds the write lock a statement only waits while SQLite recovers a
 /// log after a crash; this bounds that.
@@ -57,19 +54,12 @@ impl LocalWriter {
     }
 
     fn open(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(storage)?;
         // As sqlx's connections have them (see `Db::connect_with`).
-        conn.execute_batch(
+        open(
+            &self.path,
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA wal_autocheckpoint = 0;",
         )
-        .map_err(storage)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENTS);
-        Ok(conn)
     }
 
     fn put_back(&self, conn: Connection) {
