@@ -321,7 +321,14 @@ impl Db {
             .map_err(|_| Error::Storage("the database is closing".into()))
     }
 
+    /// Closes the connections: what is under way finishes, and every read or write after
+    /// this fails ("the database is closing"), through sqlx or on this process's own SQLite
+    /// connections alike.
     pub async fn close(&self) {
+        self.writer.close();
+        if let Some(local) = &self.local {
+            local.close();
+        }
         self.pool.close().await;
         self.writes.close().await
     }
@@ -596,6 +603,19 @@ mod tests {
             "the log started over while {WRITE} bytes were written; it reached {largest}"
         );
         db.close().await;
+    }
+
+    /// Closed, the database refuses every read and write, on its own SQLite connections too
+    /// (the gateway answers ESME_RX_T_APPN when it cannot store an MO).
+    #[tokio::test]
+    async fn once_closed_nothing_is_read_or_written() {
+        let (_dir, db) = scratch_sqlite().await;
+        assert!(db.read(Read::new("SELECT 1")).await.is_ok());
+        db.begin_write().await.unwrap().commit().await.unwrap();
+        db.close().await;
+        assert!(db.read(Read::new("SELECT 1")).await.is_err());
+        assert!(db.begin_write().await.is_err());
+        assert!(db.begin().await.is_err());
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! connection of [`crate::store::local_writes`] (the SMS rounds and claims) or on sqlx's
 //! single writer.
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ const BUSY: Duration = Duration::from_secs(5);
 pub(crate) struct LocalReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Set by [`LocalReads::close`]: no read runs after it.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for LocalReads {
@@ -64,7 +67,15 @@ impl LocalReads {
         LocalReads {
             path,
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Closes the kept connections; every read after this fails, as it would on a closed
+    /// sqlx pool.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.idle.lock().expect("local reads lock").clear();
     }
 
     fn open(&self) -> Result<Connection> {
@@ -80,6 +91,9 @@ impl LocalReads {
         &self,
         reads: impl IntoIterator<Item = Read>,
     ) -> Result<Vec<Vec<ReadRow>>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Storage("the database is closing".into()));
+        }
         let popped = self.idle.lock().expect("local reads lock").pop();
         let conn = match popped {
             Some(c) => c,
@@ -90,7 +104,7 @@ impl LocalReads {
             .map(|r| run(&conn, r))
             .collect::<Result<Vec<_>>>();
         let mut idle = self.idle.lock().expect("local reads lock");
-        if idle.len() < KEPT {
+        if idle.len() < KEPT && !self.closed.load(Ordering::SeqCst) {
             idle.push(conn);
         }
         out
