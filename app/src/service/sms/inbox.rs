@@ -34,6 +34,23 @@ pub enum Replies {
     Send(i64),
 }
 
+/// Claims stored MO nobody has claimed, oldest first: a range of the index `sms_inbox_due`
+/// (status, claimed_at, id), where every such MO has no claim time (migration 0007). The
+/// partial index's own condition is repeated for SQLite (see migration 0004).
+const CLAIM_RECEIVED: &str = "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 \
+     WHERE id IN (SELECT id FROM sms_inbox WHERE status IN ('received', 'handling') \
+       AND status = 'received' AND claimed_at IS NULL ORDER BY id LIMIT $2) \
+     AND status = 'received' \
+     RETURNING id, source, destination, body, received_at";
+
+/// Claims MO whose claim ran out (claimed before `$2`), oldest claim first: also a range of
+/// `sms_inbox_due`, so a claim reads only what it takes, not every MO in flight.
+const CLAIM_EXPIRED: &str = "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 \
+     WHERE id IN (SELECT id FROM sms_inbox WHERE status IN ('received', 'handling') \
+       AND status = 'handling' AND claimed_at < $2 ORDER BY claimed_at, id LIMIT $3) \
+     AND status = 'handling' AND claimed_at < $2 \
+     RETURNING id, source, destination, body, received_at";
+
 impl Hall {
     /// Stores an MO. Returns its inbox id, or `None` when it is a redelivery of one already
     /// stored. Only after this returns may the gateway acknowledge the `deliver_sm`.
@@ -157,27 +174,24 @@ impl Hall {
         Ok((out, claimed))
     }
 
-    /// Claims up to `limit` stored MO to handle, oldest first, including any another worker
-    /// claimed and did not finish in time.
+    /// Claims up to `limit` stored MO to handle: ones another worker claimed and did not
+    /// finish in time, oldest claim first, then stored ones, oldest first.
     pub async fn claim_mo(&self, limit: i64) -> Result<Vec<InboxMo>> {
         let now = self.now_ms();
         // A write: through the writer's turn like every other (see `Db::begin`).
         let mut tx = self.db().begin_write().await?;
-        let rows = tx
-            .fetch(
-                Read::new(
-                    "UPDATE sms_inbox SET status = 'handling', claimed_at = $1 WHERE id IN (\
-                       SELECT id FROM sms_inbox WHERE status IN ('received', 'handling') \
-                         AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
-                       ORDER BY id LIMIT $3) \
-                     AND (status = 'received' OR (status = 'handling' AND claimed_at < $2)) \
-                     RETURNING id, source, destination, body, received_at",
-                )
-                .int(now)
-                .int(now - CLAIM_TIMEOUT_MS)
-                .int(limit),
-            )
-            .await?;
+        let expired = Read::new(CLAIM_EXPIRED)
+            .int(now)
+            .int(now - CLAIM_TIMEOUT_MS)
+            .int(limit);
+        let mut rows = tx.fetch(expired).await?;
+        let left = limit - rows.len() as i64;
+        if left > 0 {
+            rows.extend(
+                tx.fetch(Read::new(CLAIM_RECEIVED).int(now).int(left))
+                    .await?,
+            );
+        }
         tx.commit().await?;
         let mut out: Vec<InboxMo> = rows
             .iter()
@@ -475,6 +489,80 @@ mod tests {
         assert_eq!(again, vec![ids[0].unwrap()], "released");
         t.clock.advance(D::seconds(61));
         assert_eq!(t.claim_mo(10).await.unwrap().len(), 2, "both expired");
+    }
+
+    #[tokio::test]
+    async fn expired_claims_are_taken_first_oldest_claim_first_then_stored_mo() {
+        let t = TestHall::empty().await;
+        let mo = |x: &str| ("13800138000".to_owned(), "10086".to_owned(), x.to_owned());
+        let waiting = t.receive_mo("13800138000", "10086", "CXJF").await.unwrap();
+        let claim = |x: &'static str| {
+            let t = &t;
+            async move {
+                let mut tx = t.db().begin_write().await.unwrap();
+                let (ids, _) = t
+                    .receive_mo_in(&mut tx, &[mo(x)], OnArrival::Claim, t.now_ms())
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                ids[0]
+            }
+        };
+        let older = claim("CXYE").await;
+        t.clock.advance(D::seconds(10));
+        let newer = claim("CXLL").await;
+        t.clock.advance(D::seconds(55));
+        let t = &t;
+        let take = |n| async move {
+            let claimed = t.claim_mo(n).await.unwrap();
+            claimed.iter().map(|m| Some(m.id)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            take(1).await,
+            vec![older],
+            "the expired claim, before the stored MO with a smaller id"
+        );
+        assert_eq!(
+            take(5).await,
+            vec![waiting],
+            "the newer claim has not run out yet"
+        );
+        t.clock.advance(D::seconds(10));
+        assert_eq!(take(5).await, vec![newer]);
+        assert!(take(5).await.is_empty());
+        t.release_mo(&[newer.unwrap()]).await.unwrap();
+        assert_eq!(
+            take(5).await,
+            vec![newer],
+            "released: stored again, claimable at once"
+        );
+
+        // On SQLite each claim is one range of the index, not a scan of every MO in flight.
+        if t.db().backend() == crate::store::db::Backend::Sqlite {
+            for (sql, args) in [(CLAIM_EXPIRED, 3), (CLAIM_RECEIVED, 2)] {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut q = sqlx::query(&explain);
+                for _ in 0..args {
+                    q = q.bind(0i64);
+                }
+                let plan: Vec<String> = q
+                    .fetch_all(t.db().pool())
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(3).unwrap())
+                    .collect();
+                assert!(
+                    plan.iter()
+                        .any(|l| l.contains("INDEX sms_inbox_due (status=? AND claimed_at")),
+                    "{sql}: {plan:?}"
+                );
+                assert!(
+                    !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                    "{sql}: {plan:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
