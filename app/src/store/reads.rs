@@ -272,7 +272,8 @@ impl Reader<'_> {
 }
 
 /// Runs `reads` on `conn` (one hand-off on SQLite) and returns each one's rows. The reads see
-/// the database as plain statements one after the other would: each its own snapshot.
+/// the database as plain statements one after the other would: each its own snapshot (the
+/// local SQLite reads share one; no caller may depend on either).
 pub(crate) async fn fetch_each(
     conn: &mut AnyConnection,
     reads: impl IntoIterator<Item = Read>,
@@ -474,5 +475,28 @@ mod tests {
         let bad = || vec![Read::new("SELECT 1"), Read::new("SELECT nope FROM t")];
         assert!(fetch_each(&mut conn, bad()).await.is_err());
         assert!(db.reader().await.unwrap().fetch_each(bad()).await.is_err());
+
+        // The local reads of a batch share one read transaction, over when the batch is, even
+        // a failed one: the connection given back does not keep an old snapshot.
+        let count = || Read::new("SELECT COUNT(*) FROM t");
+        let counted = |mut rows: Rows| -> i64 { rows.next()[0].try_get(0).unwrap() };
+        let mut local = db.reader().await.unwrap();
+        assert_eq!(
+            counted(local.fetch_each([count(), count()]).await.unwrap()),
+            4
+        );
+        let bad_after_a_read = [count(), Read::new("SELECT nope FROM t")];
+        assert!(local.fetch_each(bad_after_a_read).await.is_err());
+        drop(local);
+        sqlx::query("INSERT INTO t VALUES ('c', 5)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let mut local = db.reader().await.unwrap();
+        assert_eq!(
+            counted(local.fetch_each([count(), count()]).await.unwrap()),
+            5
+        );
+        assert_eq!(counted(local.fetch_each([count()]).await.unwrap()), 5);
     }
 }
