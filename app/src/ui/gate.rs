@@ -37,9 +37,9 @@ pub async fn load_second_factor() -> Result<SecondFactorState, ServerFnError> {
 
 pub type SecondFactorResource = Resource<Result<SecondFactorState, ServerFnError>>;
 
-/// Creates the second factor's state for the page. The layout does it at the top of every
-/// subscriber page: a resource first created inside an awaited block would be numbered
-/// differently in the browser than on the server, and the page would not hydrate.
+/// Creates the second factor's state for the page. The layout does it at its top for a page
+/// that says it is `gated`: a resource first created inside an awaited block would be
+/// numbered differently in the browser than on the server, and the page would not hydrate.
 pub fn provide_second_factor() {
     let refresh = use_refresh();
     let state: SecondFactorResource =
@@ -49,7 +49,8 @@ pub fn provide_second_factor() {
 
 #[component]
 pub fn SecondFactorGate(children: ChildrenFn) -> impl IntoView {
-    let state = expect_context::<SecondFactorResource>();
+    let state = use_context::<SecondFactorResource>()
+        .expect("a page with a SecondFactorGate says so: <Layout gated=true>");
     let children = StoredValue::new(children);
     view! {
         <Suspense fallback=Loading>

@@ -49,14 +49,24 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// `gated`: the page holds a [`crate::ui::gate::SecondFactorGate`], so the second factor's
+/// state is loaded with it (on the other pages it would be fetched, serialized and sent
+/// for nothing).
 #[component]
-pub fn Layout(title: &'static str, title_en: &'static str, children: Children) -> impl IntoView {
+pub fn Layout(
+    title: &'static str,
+    title_en: &'static str,
+    #[prop(optional)] gated: bool,
+    children: Children,
+) -> impl IntoView {
     let session = use_session();
     let location = use_location();
     let sign_out = ServerAction::<SignOut>::new();
     let end_acting = ServerAction::<EndActing>::new();
     let title_text = tr(title, title_en);
-    crate::ui::gate::provide_second_factor();
+    if gated {
+        crate::ui::gate::provide_second_factor();
+    }
     view! {
         <leptos_meta::Title text=format!("{} · {}", title_text, tr("中国移动网上营业厅", "China Mobile Online Hall")) />
         <Suspense fallback=|| ()>

@@ -97,7 +97,7 @@ pub fn AccountPage() -> impl IntoView {
     let threshold = ServerAction::<SetAlertThreshold>::new();
     let everywhere = ServerAction::<SignOutEverywhere>::new();
     view! {
-        <Layout title="账户设置" title_en="Account">
+        <Layout title="账户设置" title_en="Account" gated=true>
             <DoneNotice messages=&[
                 ("password", "服务密码已修改,其他设备上的登录已退出。", "Password changed; sessions on other devices have ended."),
                 ("threshold", "提醒额度已保存。", "Alert threshold saved."),

@@ -160,7 +160,7 @@ pub async fn load_details(
 #[component]
 pub fn DetailsPage() -> impl IntoView {
     view! {
-        <Layout title="详单查询" title_en="Detail records">
+        <Layout title="详单查询" title_en="Detail records" gated=true>
             <SecondFactorGate>
                 <DetailsView />
             </SecondFactorGate>

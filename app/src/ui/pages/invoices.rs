@@ -125,7 +125,7 @@ pub fn InvoicesPage() -> impl IntoView {
 pub fn InvoicePage() -> impl IntoView {
     let params = use_params_map();
     view! {
-        <Layout title="发票" title_en="Invoice">
+        <Layout title="发票" title_en="Invoice" gated=true>
             <SecondFactorGate>
                 {move || {
                     let period = params.read().get("period").unwrap_or_default();

@@ -129,7 +129,7 @@ pub fn PointsPage() -> impl IntoView {
     let refresh = use_refresh();
     let data = Resource::new(move || refresh.get(), |_| load_points());
     view! {
-        <Layout title="积分" title_en="Points">
+        <Layout title="积分" title_en="Points" gated=true>
             <DoneNotice messages=&[("redeemed", "兑换成功。", "Redeemed.")] />
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {

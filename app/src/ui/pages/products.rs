@@ -321,7 +321,7 @@ pub fn ProductPage() -> impl IntoView {
         |(_, code, op)| product_order(code, op),
     );
     view! {
-        <Layout title="确认办理" title_en="Confirm">
+        <Layout title="确认办理" title_en="Confirm" gated=true>
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match data.await {
