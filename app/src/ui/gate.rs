@@ -1,6 +1,7 @@
 //! The second factor (SPEC §3): detail records, invoices, suspend/resume and a password change
 //! need an SMS code passed within the last 10 minutes. The gate shows its children when the
 //! window is open and the "send code / enter code" forms when it is not.
+use crate::ui::codec::{page_resource, PageResource};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,7 @@ pub async fn load_second_factor() -> Result<SecondFactorState, ServerFnError> {
     })
 }
 
-pub type SecondFactorResource = Resource<Result<SecondFactorState, ServerFnError>>;
+pub type SecondFactorResource = PageResource<Result<SecondFactorState, ServerFnError>>;
 
 /// Creates the second factor's state for the page. The layout does it at its top for a page
 /// that says it is `gated`: a resource first created inside an awaited block would be
@@ -43,7 +44,7 @@ pub type SecondFactorResource = Resource<Result<SecondFactorState, ServerFnError
 pub fn provide_second_factor() {
     let refresh = use_refresh();
     let state: SecondFactorResource =
-        Resource::new(move || refresh.get(), |_| load_second_factor());
+        page_resource(move || refresh.get(), |_| load_second_factor());
     provide_context(state);
 }
 

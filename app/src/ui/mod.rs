@@ -2,12 +2,14 @@
 //! Every page works without JavaScript: forms post to server functions with fixed endpoints
 //! and are answered with a redirect. No business rule lives here: server functions call the
 //! service layer with the number taken from the session, never from the request.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 pub mod api;
+pub mod codec;
 pub mod gate;
 pub mod i18n;
 pub mod layout;
@@ -107,7 +109,7 @@ pub fn App() -> impl IntoView {
 fn WithSession(children: Children) -> impl IntoView {
     let location = leptos_router::hooks::use_location();
     let refresh = widgets::use_refresh();
-    let session: SessionResource = Resource::new(
+    let session: SessionResource = page_resource(
         move || (refresh.get(), location.pathname.get()),
         |_| api::load_session(),
     );

@@ -1,4 +1,5 @@
 //! Small pieces every page uses: the CSRF field, error and notice boxes, money.
+use crate::ui::codec::PageResource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -35,7 +36,7 @@ where
     action
 }
 
-pub type SessionResource = Resource<Result<SessionInfo, ServerFnError>>;
+pub type SessionResource = PageResource<Result<SessionInfo, ServerFnError>>;
 
 pub fn use_session() -> SessionResource {
     expect_context::<SessionResource>()

@@ -1,5 +1,6 @@
 //! Account (SPEC §3): service password (second factor), alert threshold, suspend/resume
 //! (second factor) and "sign out everywhere".
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -93,7 +94,7 @@ pub async fn sign_out_everywhere(csrf: String) -> Result<(), ServerFnError> {
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_account());
+    let data = page_resource(move || refresh.get(), |_| load_account());
     let threshold = ServerAction::<SetAlertThreshold>::new();
     let everywhere = ServerAction::<SignOutEverywhere>::new();
     view! {

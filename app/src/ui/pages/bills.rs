@@ -1,4 +1,5 @@
 //! Bills (SPEC §3): the last six closed months and this month so far, itemised, with a chart.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +102,7 @@ pub async fn load_bills() -> Result<BillsData, ServerFnError> {
 #[component]
 pub fn BillsPage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_bills());
+    let data = page_resource(move || refresh.get(), |_| load_bills());
     view! {
         <Layout title="账单查询" title_en="Bills">
             <Suspense fallback=Loading>

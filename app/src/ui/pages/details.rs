@@ -1,5 +1,6 @@
 //! Detail records (详单, SPEC §3): calls, SMS, data and WLAN of the last six months, filtered
 //! by month and kind, a page at a time. They need the second factor.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -171,7 +172,7 @@ pub fn DetailsPage() -> impl IntoView {
 #[component]
 fn DetailsView() -> impl IntoView {
     let query = use_query_map();
-    let data = Resource::new(
+    let data = page_resource(
         move || {
             let q = query.read();
             (

@@ -1,4 +1,5 @@
 //! Home (SPEC §3): balance, plan, remaining allowances, points, tier and alerts.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -166,7 +167,7 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
 #[component]
 pub fn HomePage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_home());
+    let data = page_resource(move || refresh.get(), |_| load_home());
     view! {
         <Layout title="我的账户" title_en="My account">
             <DoneNotice messages=&[("password", "服务密码已修改。", "Your service password has been changed.")] />

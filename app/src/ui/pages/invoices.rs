@@ -1,5 +1,6 @@
 //! Invoices (SPEC §2, §3): a monthly consumption invoice for each of the last six closed
 //! months, as printable HTML. Opening one needs the second factor.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
@@ -89,7 +90,7 @@ pub async fn load_invoice(period: String) -> Result<Invoice, ServerFnError> {
 
 #[component]
 pub fn InvoicesPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| invoice_list());
+    let data = page_resource(|| (), |_| invoice_list());
     view! {
         <Layout title="电子发票" title_en="Invoices">
             <p class="muted">{tr("可开具最近六个已出账月份的月结消费发票。查看发票需要短信验证。", "Monthly consumption invoices for the last six closed months. Opening one needs an SMS code.")}</p>
@@ -129,7 +130,7 @@ pub fn InvoicePage() -> impl IntoView {
             <SecondFactorGate>
                 {move || {
                     let period = params.read().get("period").unwrap_or_default();
-                    let data = Resource::new(move || period.clone(), load_invoice);
+                    let data = page_resource(move || period.clone(), load_invoice);
                     view! {
                         <Suspense fallback=Loading>
                             {move || Suspend::new(async move {

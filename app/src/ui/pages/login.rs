@@ -1,4 +1,5 @@
 //! Sign-in (SPEC §3, §6): service password or SMS code, with the code's cool-down shown.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ pub async fn sign_in_code(csrf: String, msisdn: String, code: String) -> Result<
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let refresh = use_refresh();
-    let state = Resource::new(move || refresh.get(), |_| load_login_state());
+    let state = page_resource(move || refresh.get(), |_| load_login_state());
     let by_password = ServerAction::<SignInPassword>::new();
     let send = refreshing(ServerAction::<SendSignInCode>::new());
     let by_code = ServerAction::<SignInCode>::new();

@@ -1,5 +1,6 @@
 //! Points (SPEC §2, §3): balance, what expires this year, history, rewards, and redemption
 //! behind the second factor.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ pub async fn redeem(csrf: String, reward: String, reference: String) -> Result<(
 #[component]
 pub fn PointsPage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_points());
+    let data = page_resource(move || refresh.get(), |_| load_points());
     view! {
         <Layout title="积分" title_en="Points" gated=true>
             <DoneNotice messages=&[("redeemed", "兑换成功。", "Redeemed.")] />

@@ -1,6 +1,7 @@
 //! Products (SPEC §3): the catalogue, subscribe, cancel, change plan and the pending change.
 //! Every change shows its charging rule first and needs the second factor (an SMS code passed
 //! within the last 10 minutes) before the subscriber confirms it.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ pub async fn load_products() -> Result<ProductsData, ServerFnError> {
 #[component]
 pub fn ProductsPage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_products());
+    let data = page_resource(move || refresh.get(), |_| load_products());
     view! {
         <Layout title="业务办理" title_en="Products">
             <DoneNotice messages=&[
@@ -310,7 +311,7 @@ pub fn ProductPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let refresh = use_refresh();
-    let data = Resource::new(
+    let data = page_resource(
         move || {
             (
                 refresh.get(),

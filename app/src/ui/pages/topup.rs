@@ -1,5 +1,6 @@
 //! Top-up (SPEC §2, §3): online payment (through the payment provider) or recharge card, for
 //! this number or another; the receipt; the history.
+use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
@@ -146,7 +147,7 @@ pub async fn top_up_card(
 #[component]
 pub fn TopUpPage() -> impl IntoView {
     let refresh = use_refresh();
-    let data = Resource::new(move || refresh.get(), |_| load_topup());
+    let data = page_resource(move || refresh.get(), |_| load_topup());
     let pay = ServerAction::<PayOnline>::new();
     let card = ServerAction::<TopUpCard>::new();
     view! {
@@ -272,7 +273,7 @@ pub async fn complete_payment(
 #[component]
 pub fn PaymentPage() -> impl IntoView {
     let params = use_params_map();
-    let data = Resource::new(
+    let data = page_resource(
         move || params.read().get("order").unwrap_or_default(),
         load_payment,
     );
@@ -329,7 +330,7 @@ pub async fn load_receipt(id: i64) -> Result<ReceiptView, ServerFnError> {
 #[component]
 pub fn ReceiptPage() -> impl IntoView {
     let params = use_params_map();
-    let data = Resource::new(
+    let data = page_resource(
         move || {
             params
                 .read()

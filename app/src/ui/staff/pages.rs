@@ -1,5 +1,6 @@
 //! The console's pages: sign-in, the desk (search, act as a subscriber, open sessions), the
 //! audit log (supervisors) and staff accounts (admins).
+use crate::ui::codec::{page_resource, PageResource};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -8,7 +9,7 @@ use crate::ui::layout::{urlencode, LangSwitch};
 use crate::ui::staff::api::*;
 use crate::ui::widgets::{use_refresh, ActionError, DoneNotice, ErrorBox, Loading};
 
-pub type StaffResource = Resource<Result<StaffInfo, ServerFnError>>;
+pub type StaffResource = PageResource<Result<StaffInfo, ServerFnError>>;
 
 fn use_staff() -> StaffResource {
     expect_context::<StaffResource>()
@@ -38,7 +39,7 @@ const NAV: &[(&str, &str, &str, &[&str])] = &[
 #[component]
 fn StaffFrame(title: &'static str, title_en: &'static str, children: Children) -> impl IntoView {
     let refresh = use_refresh();
-    let staff: StaffResource = Resource::new(move || refresh.get(), |_| load_staff_session());
+    let staff: StaffResource = page_resource(move || refresh.get(), |_| load_staff_session());
     provide_context(staff);
     let sign_out = ServerAction::<StaffSignOut>::new();
     view! {
@@ -111,7 +112,7 @@ pub fn StaffLoginPage() -> impl IntoView {
 pub fn StaffHomePage() -> impl IntoView {
     let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
-    let found = Resource::new(q, find_subscriber);
+    let found = page_resource(q, find_subscriber);
     view! {
         <StaffFrame title="客服工作台" title_en="Care desk">
             <DoneNotice messages=&[("ended", "代客操作已结束。", "The session as the subscriber has ended.")] />
@@ -187,7 +188,7 @@ fn Found(s: FoundSubscriber) -> impl IntoView {
 #[component]
 fn Active() -> impl IntoView {
     let end = ServerAction::<EndImpersonation>::new();
-    let rows = Resource::new(
+    let rows = page_resource(
         move || end.version().get(),
         |_| async move {
             let me = load_staff_session().await?;
@@ -254,7 +255,7 @@ pub fn StaffAuditPage() -> impl IntoView {
             to: q.get("to").unwrap_or_default(),
         }
     };
-    let rows = Resource::new(filter, |f| {
+    let rows = page_resource(filter, |f| {
         let some = |s: String| Some(s).filter(|s| !s.is_empty());
         load_audit(
             some(f.staff),
@@ -332,7 +333,7 @@ pub fn StaffAdminPage() -> impl IntoView {
     let create = ServerAction::<CreateStaffAccount>::new();
     let toggle = ServerAction::<SetStaffDisabled>::new();
     let reset = ServerAction::<ResetStaffPassword>::new();
-    let data = Resource::new(
+    let data = page_resource(
         move || {
             (
                 refresh.get(),
