@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
 use crate::ui::api::{EndActing, SignOut};
-use crate::ui::i18n::{tr, use_lang};
+use crate::ui::i18n::use_lang;
 use crate::ui::widgets::{use_session, CsrfField};
 
 const NAV: &[(&str, &str, &str)] = &[
@@ -63,12 +63,14 @@ pub fn Layout(
     let location = use_location();
     let sign_out = ServerAction::<SignOut>::new();
     let end_acting = ServerAction::<EndActing>::new();
-    let title_text = tr(title, title_en);
+    // Looked up once: each `tr` walks the owner tree for the language.
+    let lang = use_lang();
+    let title_text = lang.pick(title, title_en);
     if gated {
         crate::ui::gate::provide_second_factor();
     }
     view! {
-        <leptos_meta::Title text=format!("{} · {}", title_text, tr("中国移动网上营业厅", "China Mobile Online Hall")) />
+        <leptos_meta::Title text=format!("{} · {}", title_text, lang.pick("中国移动网上营业厅", "China Mobile Online Hall")) />
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 session.await.ok().and_then(|s| s.banner.map(|b| (b, s.csrf))).map(|(b, csrf)| view! {
@@ -76,7 +78,7 @@ pub fn Layout(
                         <span>{b}</span>
                         <ActionForm action=end_acting attr:class="inline">
                             <input type="hidden" name="csrf" value=csrf />
-                            <button type="submit" id="end-acting">{tr("结束代客操作", "End session")}</button>
+                            <button type="submit" id="end-acting">{lang.pick("结束代客操作", "End session")}</button>
                         </ActionForm>
                     </div>
                 })
@@ -85,7 +87,7 @@ pub fn Layout(
         <header class="top">
             <a class="brand" href="/">
                 <span class="logo" aria-hidden="true">"◆"</span>
-                {tr("网上营业厅", "Online Hall")}
+                {lang.pick("网上营业厅", "Online Hall")}
             </a>
             <div class="who">
                 <Suspense fallback=|| ()>
@@ -94,7 +96,7 @@ pub fn Layout(
                             <span class="msisdn">{m}</span>
                             <ActionForm action=sign_out attr:class="inline">
                                 <CsrfField />
-                                <button type="submit" class="link" id="sign-out">{tr("退出", "Sign out")}</button>
+                                <button type="submit" class="link" id="sign-out">{lang.pick("退出", "Sign out")}</button>
                             </ActionForm>
                         })
                     })}
@@ -113,7 +115,7 @@ pub fn Layout(
                         None
                     }
                 };
-                view! { <a href=href aria-current=current>{tr(zh, en)}</a> }
+                view! { <a href=href aria-current=current>{lang.pick(zh, en)}</a> }
             }).collect_view()}
         </nav>
         <main>
@@ -121,7 +123,7 @@ pub fn Layout(
             {children()}
         </main>
         <footer>
-            <p>{tr("OpenHall 开源网上营业厅 · 客服热线 10086", "OpenHall open online hall · hotline 10086")}</p>
+            <p>{lang.pick("OpenHall 开源网上营业厅 · 客服热线 10086", "OpenHall open online hall · hotline 10086")}</p>
         </footer>
     }
 }

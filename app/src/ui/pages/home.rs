@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
-use crate::ui::i18n::tr;
+use crate::ui::i18n::use_lang;
 use crate::ui::layout::Layout;
 #[cfg(feature = "ssr")]
 use crate::ui::server::web;
@@ -185,43 +185,45 @@ pub fn HomePage() -> impl IntoView {
 
 #[component]
 fn HomeView(d: HomeData) -> impl IntoView {
+    // Looked up once: each `tr` walks the owner tree for the language.
+    let lang = use_lang();
     view! {
         {d.alerts.iter().map(|a| view! { <p class="alert warn" role="alert">{a.clone()}</p> }).collect_view()}
         <section class="grid">
             <div class="card balance" id="balance-card">
-                <h2>{tr("账户余额", "Balance")}</h2>
+                <h2>{lang.pick("账户余额", "Balance")}</h2>
                 <p class="big" id="balance">{d.total.to_string()}</p>
-                <p class="muted">{tr("现金", "Cash")} " " {d.cash.to_string()} " · " {tr("赠送", "Gift")} " " {d.gift.to_string()}</p>
-                <a class="button primary" href="/topup">{tr("充值", "Top up")}</a>
+                <p class="muted">{lang.pick("现金", "Cash")} " " {d.cash.to_string()} " · " {lang.pick("赠送", "Gift")} " " {d.gift.to_string()}</p>
+                <a class="button primary" href="/topup">{lang.pick("充值", "Top up")}</a>
             </div>
             <div class="card">
-                <h2>{tr("号码信息", "Number")}</h2>
+                <h2>{lang.pick("号码信息", "Number")}</h2>
                 <dl class="facts">
-                    <dt>{tr("号码", "Number")}</dt><dd>{d.msisdn.clone()}</dd>
-                    <dt>{tr("姓名", "Name")}</dt><dd>{d.name.clone()}</dd>
-                    <dt>{tr("品牌", "Brand")}</dt><dd>{d.brand.clone()}</dd>
-                    <dt>{tr("星级", "Tier")}</dt><dd id="tier">{d.tier.clone()}</dd>
-                    <dt>{tr("状态", "Status")}</dt><dd class:bad=!d.active>{d.status.clone()}</dd>
-                    <dt>{tr("套餐", "Plan")}</dt><dd id="plan">{d.plan.clone()}</dd>
+                    <dt>{lang.pick("号码", "Number")}</dt><dd>{d.msisdn.clone()}</dd>
+                    <dt>{lang.pick("姓名", "Name")}</dt><dd>{d.name.clone()}</dd>
+                    <dt>{lang.pick("品牌", "Brand")}</dt><dd>{d.brand.clone()}</dd>
+                    <dt>{lang.pick("星级", "Tier")}</dt><dd id="tier">{d.tier.clone()}</dd>
+                    <dt>{lang.pick("状态", "Status")}</dt><dd class:bad=!d.active>{d.status.clone()}</dd>
+                    <dt>{lang.pick("套餐", "Plan")}</dt><dd id="plan">{d.plan.clone()}</dd>
                 </dl>
             </div>
             <div class="card">
-                <h2>{tr("本月消费", "This month")}</h2>
+                <h2>{lang.pick("本月消费", "This month")}</h2>
                 <p class="big">{d.month_to_date.to_string()}</p>
-                <p class="muted">{tr("提醒额度", "Alert threshold")} " " {d.alert_threshold.to_string()}</p>
-                <a href="/bills">{tr("查看账单", "View bills")}</a>
+                <p class="muted">{lang.pick("提醒额度", "Alert threshold")} " " {d.alert_threshold.to_string()}</p>
+                <a href="/bills">{lang.pick("查看账单", "View bills")}</a>
             </div>
             <div class="card">
-                <h2>{tr("积分", "Points")}</h2>
+                <h2>{lang.pick("积分", "Points")}</h2>
                 <p class="big" id="points">{d.points}</p>
-                <p class="muted">{tr("今年底到期", "Expiring this year")} " " {d.points_expiring}</p>
-                <a href="/points">{tr("积分兑换", "Redeem")}</a>
+                <p class="muted">{lang.pick("今年底到期", "Expiring this year")} " " {d.points_expiring}</p>
+                <a href="/points">{lang.pick("积分兑换", "Redeem")}</a>
             </div>
         </section>
         <section class="card">
-            <h2>{tr("套餐余量", "Allowances left")}</h2>
+            <h2>{lang.pick("套餐余量", "Allowances left")}</h2>
             {if d.allowances.is_empty() {
-                view! { <p class="muted">{tr("当前套餐不含通用余量。", "Your plan has no allowances.")}</p> }.into_any()
+                view! { <p class="muted">{lang.pick("当前套餐不含通用余量。", "Your plan has no allowances.")}</p> }.into_any()
             } else {
                 view! {
                     <ul class="meters">
@@ -229,7 +231,7 @@ fn HomeView(d: HomeData) -> impl IntoView {
                             <li>
                                 <span class="label">{a.label}</span>
                                 <progress max="100" value=a.percent_used></progress>
-                                <span class="value">{tr("剩余", "left")} " " {a.left} " / " {a.total}</span>
+                                <span class="value">{lang.pick("剩余", "left")} " " {a.left} " / " {a.total}</span>
                             </li>
                         }).collect_view()}
                     </ul>
