@@ -1,11 +1,11 @@
 //! The second factor (SPEC §3): detail records, invoices, suspend/resume and a password change
 //! need an SMS code passed within the last 10 minutes. The gate shows its children when the
 //! window is open and the "send code / enter code" forms when it is not.
-use crate::ui::codec::{page_resource, PageResource};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ui::api::{SendCode, VerifySecondFactor};
+use crate::ui::codec::{page_resource, PageResource};
 use crate::ui::i18n::tr;
 use crate::ui::pages::CodeButton;
 #[cfg(feature = "ssr")]

@@ -79,7 +79,9 @@ pub fn use_lang() -> Lang {
     use_context::<Lang>().unwrap_or_default()
 }
 
-/// `tr(zh, en)`: the text in the page's language.
+/// `tr(zh, en)`: the text in the page's language. Each call looks the language up through the
+/// owner tree; a component with many texts on a busy page takes `use_lang()` once and
+/// `pick`s (the home page and the layout do).
 pub fn tr(zh: &'static str, en: &'static str) -> &'static str {
     use_lang().pick(zh, en)
 }

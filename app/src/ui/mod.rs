@@ -2,7 +2,6 @@
 //! Every page works without JavaScript: forms post to server functions with fixed endpoints
 //! and are answered with a redirect. No business rule lives here: server functions call the
 //! service layer with the number taken from the session, never from the request.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
 use leptos_router::components::{Route, Router, Routes};
@@ -21,6 +20,7 @@ pub mod session;
 pub mod staff;
 pub mod widgets;
 
+use codec::page_resource;
 use i18n::Lang;
 use pages::*;
 use widgets::{Refresh, SessionResource};

@@ -1,10 +1,10 @@
 //! Small pieces every page uses: the CSRF field, error and notice boxes, money.
-use crate::ui::codec::PageResource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::domain::Fen;
 use crate::ui::api::SessionInfo;
+use crate::ui::codec::PageResource;
 use crate::ui::i18n::tr;
 
 /// Bumped whenever a form's action completes, so page data is fetched again.

@@ -1,10 +1,10 @@
 //! Account (SPEC §3): service password (second factor), alert threshold, suspend/resume
 //! (second factor) and "sign out everywhere".
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::gate::SecondFactorGate;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;

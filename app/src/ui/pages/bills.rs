@@ -1,9 +1,9 @@
 //! Bills (SPEC §3): the last six closed months and this month so far, itemised, with a chart.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;
 #[cfg(feature = "ssr")]

@@ -1,11 +1,11 @@
 //! Detail records (详单, SPEC §3): calls, SMS, data and WLAN of the last six months, filtered
 //! by month and kind, a page at a time. They need the second factor.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::gate::SecondFactorGate;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;

@@ -1,9 +1,9 @@
 //! Home (SPEC §3): balance, plan, remaining allowances, points, tier and alerts.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::i18n::use_lang;
 use crate::ui::layout::Layout;
 #[cfg(feature = "ssr")]

@@ -1,11 +1,11 @@
 //! Invoices (SPEC §2, §3): a monthly consumption invoice for each of the last six closed
 //! months, as printable HTML. Opening one needs the second factor.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::gate::SecondFactorGate;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;

@@ -1,9 +1,9 @@
 //! Sign-in (SPEC §3, §6): service password or SMS code, with the code's cool-down shown.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
+use crate::ui::codec::page_resource;
 use crate::ui::i18n::tr;
 use crate::ui::layout::LangSwitch;
 #[cfg(feature = "ssr")]

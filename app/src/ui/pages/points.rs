@@ -1,11 +1,11 @@
 //! Points (SPEC §2, §3): balance, what expires this year, history, rewards, and redemption
 //! behind the second factor.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::gate::SecondFactorGate;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;

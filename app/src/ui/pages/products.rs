@@ -1,12 +1,12 @@
 //! Products (SPEC §3): the catalogue, subscribe, cancel, change plan and the pending change.
 //! Every change shows its charging rule first and needs the second factor (an SMS code passed
 //! within the last 10 minutes) before the subscriber confirms it.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::gate::SecondFactorGate;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;

@@ -1,11 +1,11 @@
 //! Top-up (SPEC §2, §3): online payment (through the payment provider) or recharge card, for
 //! this number or another; the receipt; the history.
-use crate::ui::codec::page_resource;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Fen;
+use crate::ui::codec::page_resource;
 use crate::ui::i18n::tr;
 use crate::ui::layout::Layout;
 #[cfg(feature = "ssr")]

@@ -1,9 +1,9 @@
 //! The console's pages: sign-in, the desk (search, act as a subscriber, open sessions), the
 //! audit log (supervisors) and staff accounts (admins).
-use crate::ui::codec::{page_resource, PageResource};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+use crate::ui::codec::{page_resource, PageResource};
 use crate::ui::i18n::tr;
 use crate::ui::layout::{urlencode, LangSwitch};
 use crate::ui::staff::api::*;
