@@ -2,8 +2,9 @@
 //! bills, the detail records, `CXLL` and the high-bill check after each import all rate the
 //! month so far, and reading every record of the month (hundreds by its end) was most of the
 //! home page's cost. Records are only ever added — never changed, never deleted — so a month's
-//! list is the same while its count and newest id are: one short indexed read tells whether
-//! the list kept here still holds, whichever process added records.
+//! list is the same while its count and newest id are, and the database keeps both as records
+//! are added (`usage_months`, migration 0008): one row read by its key tells whether the list
+//! kept here still holds, whichever process added records.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -31,18 +32,19 @@ impl ListKey {
 }
 
 pub(crate) fn key_read(msisdn: &Msisdn, period: Period) -> Read {
-    Read::new(
-        "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM usage_records \
-         WHERE msisdn = $1 AND period = $2",
-    )
-    .text(msisdn.as_str())
-    .text(period.to_string())
+    Read::new("SELECT records, newest FROM usage_months WHERE msisdn = $1 AND period = $2")
+        .text(msisdn.as_str())
+        .text(period.to_string())
 }
 
+/// The key from [`key_read`]'s row; no row is a month without records.
 pub(crate) fn key_from(rows: &[ReadRow]) -> Result<ListKey> {
-    let row = rows.first().ok_or_else(|| {
-        crate::error::Error::Storage("counting a month's usage records gave no row".into())
-    })?;
+    let Some(row) = rows.first() else {
+        return Ok(ListKey {
+            count: 0,
+            newest: 0,
+        });
+    };
     Ok(ListKey {
         count: row.try_get(0)?,
         newest: row.try_get(1)?,
@@ -165,6 +167,69 @@ mod tests {
         assert!(kept.get(&other, p, key(2, 7)).is_none());
         kept.put(&m, p, Arc::new(Vec::new()));
         assert!(kept.get(&m, p, key(0, 0)).is_some(), "an empty month too");
+    }
+
+    /// The key the database keeps is the key of the list as read, however records come and go
+    /// (imports, a record added by hand, one let go), and a month without records has one too.
+    #[tokio::test]
+    async fn the_kept_key_is_the_key_of_the_records_as_read() {
+        use crate::service::usage::{Direction, UsageKind, UsageRecord};
+        let t = crate::testing::TestHall::empty().await;
+        let m = t.subscriber("13800138000", 12_000).await;
+        let p = Period::containing(t.now());
+        let both = || async {
+            let mut reader = t.db().reader().await.unwrap();
+            let key = key_from(&reader.fetch(key_read(&m, p)).await.unwrap()).unwrap();
+            let events = events_from(&reader.fetch(events_read(&m, p)).await.unwrap()).unwrap();
+            (key, ListKey::of(&events))
+        };
+        let empty = ListKey {
+            count: 0,
+            newest: 0,
+        };
+        assert_eq!(both().await, (empty, empty));
+        let call = |reference: &str| UsageRecord {
+            reference: reference.into(),
+            started_at: t.now(),
+            kind: UsageKind::Call {
+                other_party: "13912345678".into(),
+                direction: Direction::Out,
+                duration_secs: 60,
+            },
+        };
+        t.record_usage(&m, &[call("c1"), call("c2"), call("c3")])
+            .await
+            .unwrap();
+        // Recorded before: skipped, not counted.
+        t.record_usage(&m, &[call("c2"), call("c4")]).await.unwrap();
+        let (key, read) = both().await;
+        assert_eq!(key, read);
+        assert_eq!(key.count, 4);
+        sqlx::query(
+            "INSERT INTO usage_records (msisdn, period, kind, started_at, other_party, direction, duration_secs, reference) \
+             VALUES ($1, $2, 'call', $3, '10086', 'out', 60, 'by-hand')",
+        )
+        .bind(m.as_str())
+        .bind(p.to_string())
+        .bind(t.now().timestamp_millis())
+        .execute(t.db().pool())
+        .await
+        .unwrap();
+        let (after_insert, read) = both().await;
+        assert_eq!(after_insert, read);
+        assert_ne!(after_insert, key);
+        sqlx::query("DELETE FROM usage_records WHERE reference = 'c1'")
+            .execute(t.db().pool())
+            .await
+            .unwrap();
+        let (after_delete, read) = both().await;
+        assert_eq!(after_delete, read);
+        assert_eq!(after_delete.count, 4);
+        let moved =
+            sqlx::query("UPDATE usage_records SET period = '2000-01' WHERE reference = 'c2'")
+                .execute(t.db().pool())
+                .await;
+        assert!(moved.is_err(), "a record does not move to another month");
     }
 
     #[test]
