@@ -5,7 +5,7 @@ use leptos_router::hooks::use_location;
 
 use crate::ui::api::{EndActing, SignOut};
 use crate::ui::i18n::use_lang;
-use crate::ui::widgets::{use_session, CsrfField};
+use crate::ui::widgets::use_session;
 
 const NAV: &[(&str, &str, &str)] = &[
     ("/", "首页", "Home"),
@@ -71,9 +71,13 @@ pub fn Layout(
     }
     view! {
         <leptos_meta::Title text=format!("{} · {}", title_text, lang.pick("中国移动网上营业厅", "China Mobile Online Hall")) />
-        <Suspense fallback=|| ()>
+        // One boundary for what the session decides (the banner, the number and its sign-out
+        // form): each boundary is an owner, a future and a hydration marker more a page. A
+        // transition, so a navigation keeps the frame while the session is fetched again.
+        <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                session.await.ok().and_then(|s| s.banner.map(|b| (b, s.csrf))).map(|(b, csrf)| view! {
+                let s = session.await.ok();
+                let banner = s.as_ref().and_then(|s| s.banner.clone().map(|b| (b, s.csrf.clone()))).map(|(b, csrf)| view! {
                     <div class="banner" role="alert" id="impersonation-banner">
                         <span>{b}</span>
                         <ActionForm action=end_acting attr:class="inline">
@@ -81,29 +85,29 @@ pub fn Layout(
                             <button type="submit" id="end-acting">{lang.pick("结束代客操作", "End session")}</button>
                         </ActionForm>
                     </div>
-                })
+                });
+                let who = s.and_then(|s| s.msisdn.map(|m| (m, s.csrf))).map(|(m, csrf)| view! {
+                    <span class="msisdn">{m}</span>
+                    <ActionForm action=sign_out attr:class="inline">
+                        <input type="hidden" name="csrf" value=csrf />
+                        <button type="submit" class="link" id="sign-out">{lang.pick("退出", "Sign out")}</button>
+                    </ActionForm>
+                });
+                view! {
+                    {banner}
+                    <header class="top">
+                        <a class="brand" href="/">
+                            <span class="logo" aria-hidden="true">"◆"</span>
+                            {lang.pick("网上营业厅", "Online Hall")}
+                        </a>
+                        <div class="who">
+                            {who}
+                            <LangSwitch />
+                        </div>
+                    </header>
+                }
             })}
-        </Suspense>
-        <header class="top">
-            <a class="brand" href="/">
-                <span class="logo" aria-hidden="true">"◆"</span>
-                {lang.pick("网上营业厅", "Online Hall")}
-            </a>
-            <div class="who">
-                <Suspense fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        session.await.ok().and_then(|s| s.msisdn).map(|m| view! {
-                            <span class="msisdn">{m}</span>
-                            <ActionForm action=sign_out attr:class="inline">
-                                <CsrfField />
-                                <button type="submit" class="link" id="sign-out">{lang.pick("退出", "Sign out")}</button>
-                            </ActionForm>
-                        })
-                    })}
-                </Suspense>
-                <LangSwitch />
-            </div>
-        </header>
+        </Transition>
         <nav class="main">
             {NAV.iter().map(|(href, zh, en)| {
                 let href = *href;
