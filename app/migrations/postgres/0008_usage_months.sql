@@ -2,9 +2,8 @@
 -- database as records are added: every rating of the month so far (the home page, bills,
 -- CXLL) asks whether the list it keeps still holds (service::month_events), and counting the
 -- month's records for that read every one of them, hundreds by a month's end, on every view.
--- A trigger, so that every way records are added counts, in the same transaction; the row
--- lock also orders concurrent imports for one number's month, so a key read never sees a
--- newer record without an older one that commits later.
+-- A trigger, so that every way records are added counts, in the same transaction. (A record
+-- with a lower id committed after a higher one still changes the count, so the key moves.)
 CREATE TABLE usage_months (
     msisdn   TEXT NOT NULL,
     period   TEXT NOT NULL,
@@ -26,7 +25,7 @@ END
 $$;
 CREATE TRIGGER usage_months_count AFTER INSERT ON usage_records
     FOR EACH ROW EXECUTE FUNCTION usage_months_count();
--- A record let go (records past their keeping) makes the count differ, so a list kept from
+-- A record let go (should records ever be deleted) makes the count differ, so a list kept from
 -- before is not taken for the month's.
 CREATE FUNCTION usage_months_uncount() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -18,7 +18,7 @@ CREATE TRIGGER usage_months_count AFTER INSERT ON usage_records BEGIN
         ON CONFLICT (msisdn, period) DO UPDATE
         SET records = records + 1, newest = MAX(newest, excluded.newest);
 END;
--- A record let go (records past their keeping) makes the count differ, so a list kept from
+-- A record let go (should records ever be deleted) makes the count differ, so a list kept from
 -- before is not taken for the month's.
 CREATE TRIGGER usage_months_uncount AFTER DELETE ON usage_records BEGIN
     UPDATE usage_months SET records = records - 1

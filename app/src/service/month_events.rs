@@ -1,10 +1,12 @@
 //! A month's usage records as rating reads them, kept between ratings. The home page, the
 //! bills, the detail records, `CXLL` and the high-bill check after each import all rate the
 //! month so far, and reading every record of the month (hundreds by its end) was most of the
-//! home page's cost. Records are only ever added — never changed, never deleted — so a month's
-//! list is the same while its count and newest id are, and the database keeps both as records
-//! are added (`usage_months`, migration 0008): one row read by its key tells whether the list
-//! kept here still holds, whichever process added records.
+//! home page's cost. Records are added, never changed or moved to another month (and a delete,
+//! should records ever be let go, lowers the count), so a month's list is the same while its
+//! count and newest id are. The database keeps both in the records' own transactions
+//! (`usage_months`, migration 0008): one row read by its key tells whether the list kept here
+//! still holds, whichever process added records. A list is kept under its own key, not the one
+//! read before it, so a record committed in between only costs a second read.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -49,6 +49,24 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// The header: the hall's name, then `who` (the number and its sign-out form, when known)
+/// and the language switch.
+#[component]
+fn TopBar<W: IntoView + 'static>(lang: crate::ui::i18n::Lang, who: Option<W>) -> impl IntoView {
+    view! {
+        <header class="top">
+            <a class="brand" href="/">
+                <span class="logo" aria-hidden="true">"◆"</span>
+                {lang.pick("网上营业厅", "Online Hall")}
+            </a>
+            <div class="who">
+                {who}
+                <LangSwitch />
+            </div>
+        </header>
+    }
+}
+
 /// `gated`: the page holds a [`crate::ui::gate::SecondFactorGate`], so the second factor's
 /// state is loaded with it (on the other pages it would be fetched, serialized and sent
 /// for nothing).
@@ -71,10 +89,11 @@ pub fn Layout(
     }
     view! {
         <leptos_meta::Title text=format!("{} · {}", title_text, lang.pick("中国移动网上营业厅", "China Mobile Online Hall")) />
-        // One boundary for what the session decides (the banner, the number and its sign-out
-        // form): each boundary is an owner, a future and a hydration marker more a page. A
-        // transition, so a navigation keeps the frame while the session is fetched again.
-        <Transition fallback=|| ()>
+        // One boundary for all the session decides (the banner, the number and its sign-out
+        // form): each boundary costs the page an owner, a future and hydration markers. A
+        // transition keeps the header while a navigation fetches the session again; before the
+        // first fetch (entering the hall from /login) the header shows without the number.
+        <Transition fallback=move || view! { <TopBar lang who={ None::<()> } /> }>
             {move || Suspend::new(async move {
                 let s = session.await.ok();
                 let banner = s.as_ref().and_then(|s| s.banner.clone().map(|b| (b, s.csrf.clone()))).map(|(b, csrf)| view! {
@@ -95,16 +114,7 @@ pub fn Layout(
                 });
                 view! {
                     {banner}
-                    <header class="top">
-                        <a class="brand" href="/">
-                            <span class="logo" aria-hidden="true">"◆"</span>
-                            {lang.pick("网上营业厅", "Online Hall")}
-                        </a>
-                        <div class="who">
-                            {who}
-                            <LangSwitch />
-                        </div>
-                    </header>
+                    <TopBar lang who />
                 }
             })}
         </Transition>
