@@ -249,6 +249,40 @@ pub(crate) fn summary_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
     lots_read(msisdn, now.timestamp_millis())
 }
 
+/// The two sums of a [`PointsSummary`] without its lots: what the home page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PointsTotals {
+    pub balance: Points,
+    /// Points that expire at the end of this year (Shanghai time).
+    pub expiring_this_year: Points,
+}
+
+/// [`PointsTotals`] as one aggregate row, for a batch: the lots the summary would list,
+/// summed by the database instead of read one by one.
+pub(crate) fn totals_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
+    Read::new(
+        "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN expires_at = $3 THEN remaining ELSE 0 END), 0) AS BIGINT) \
+         FROM points_lots WHERE msisdn = $1 AND expires_at > $2 AND remaining > 0",
+    )
+    .text(msisdn.as_str())
+    .int(now.timestamp_millis())
+    .int(expiry_for(shanghai_year(now) - 1))
+}
+
+pub(crate) fn totals_from(rows: &[ReadRow]) -> Result<PointsTotals> {
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Storage("no points totals row".into()))?;
+    let points = |i: usize| -> Result<Points> {
+        Points::new(row.try_get(i)?).ok_or_else(|| Error::Storage("negative points".into()))
+    };
+    Ok(PointsTotals {
+        balance: points(0)?,
+        expiring_this_year: points(1)?,
+    })
+}
+
 pub(crate) fn summary_from(rows: &[ReadRow], now: DateTime<Utc>) -> Result<PointsSummary> {
     let lots = lots_from(rows)?;
     let end_of_this_year = expiry_for(shanghai_year(now) - 1);
@@ -732,6 +766,45 @@ mod tests {
         assert_eq!(lots_remaining(&t, &m).await, vec![400, 0]);
         let s = t.points(&m).await.unwrap();
         assert_eq!((s.balance.get(), s.expiring_this_year.get()), (400, 0));
+    }
+
+    /// The home page's aggregate read says what the summary's lots add up to: with a lot
+    /// expiring this year, a spent lot, and, a year on, an expired one.
+    #[tokio::test]
+    async fn the_totals_are_the_sums_of_the_summary() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let agree = |expected: (i64, i64)| {
+            let t = &t;
+            let m = m.clone();
+            async move {
+                let now = t.now();
+                let mut conn = t.db().pool().acquire().await.unwrap();
+                let rows = totals_read(&m, now).fetch(&mut conn).await.unwrap();
+                let totals = totals_from(&rows).unwrap();
+                let whole = t.points(&m).await.unwrap();
+                assert_eq!(totals.balance, whole.balance);
+                assert_eq!(totals.expiring_this_year, whole.expiring_this_year);
+                assert_eq!(
+                    (totals.balance.get(), totals.expiring_this_year.get()),
+                    expected
+                );
+            }
+        };
+        agree((0, 0)).await;
+        t.grant_points(&m, 500, "今年", "new").await.unwrap();
+        t.grant_points_earned(&m, 300, 2025, "去年", "old")
+            .await
+            .unwrap();
+        agree((800, 300)).await;
+        t.redeem(&m, "HF5", "r1").await.unwrap(); // 400: the 2025 lot spent, 100 of this year's
+        agree((400, 0)).await;
+        t.clock
+            .set(from_millis(expiry_for(2025)) + Duration::seconds(1));
+        agree((400, 400)).await;
+        t.clock
+            .set(from_millis(expiry_for(2026)) + Duration::seconds(1));
+        agree((0, 0)).await;
     }
 
     #[tokio::test]
