@@ -15,6 +15,10 @@ use crate::ui::i18n::Lang;
 
 pub const IDLE_MS: i64 = 15 * 60 * 1000;
 pub const SECOND_FACTOR_MS: i64 = 10 * 60 * 1000;
+/// How far apart two sightings of a browser must be for the later one to be stored: the idle
+/// timeout can end a session up to this much early, and a burst of requests writes the
+/// session (to Redis in production) once.
+const SEEN_STEP_MS: i64 = 1000;
 const KEY: &str = "web";
 
 /// Everything the web hall keeps about a browser.
@@ -105,6 +109,8 @@ pub struct Web {
     /// request: ended, past its 30 minutes or its staff member disabled, and the browser is
     /// signed out).
     pub acting: Option<Impersonation>,
+    /// The request's memo, kept up to date by [`Web::save`].
+    checks: RequestChecks,
 }
 
 /// What one request has already checked about its session — the epoch query and the
@@ -112,7 +118,16 @@ pub struct Web {
 /// renders check once. Put in the request's extensions by the server; the lock makes the
 /// page's concurrent loads wait for the first instead of each querying.
 #[derive(Clone, Default)]
-pub struct RequestChecks(std::sync::Arc<tokio::sync::Mutex<Option<Checked>>>);
+pub struct RequestChecks(std::sync::Arc<tokio::sync::Mutex<Memo>>);
+
+#[derive(Default)]
+struct Memo {
+    /// The state as this request last read or saved it. Every save goes through
+    /// [`Web::save`], so the request's later loads take it from here instead of copying and
+    /// decoding the session record's JSON again (four times a page view).
+    state: Option<WebState>,
+    checked: Option<Checked>,
+}
 
 struct Checked {
     msisdn: String,
@@ -133,24 +148,29 @@ impl Web {
         checks: &RequestChecks,
     ) -> Result<Web, Error> {
         let mut memo = checks.0.lock().await;
-        let (mut state, mut changed) = read_state::<WebState>(&session, KEY).await?;
-        if let Some(done) = memo.as_ref().filter(|c| {
+        let (mut state, mut changed) = match &memo.state {
+            Some(state) => (state.clone(), false),
+            None => read_state::<WebState>(&session, KEY).await?,
+        };
+        if let Some(done) = memo.checked.as_ref().filter(|c| {
             state.msisdn.as_deref() == Some(c.msisdn.as_str())
                 && state.epoch == c.epoch
                 && state.impersonation == c.impersonation
                 && state.last_seen_ms == c.seen_ms
         }) {
-            let web = Web {
-                acting: done.acting.clone(),
+            let acting = done.acting.clone();
+            if changed {
+                write_state(&session, KEY, &state).await?;
+            }
+            memo.state = Some(state.clone());
+            return Ok(Web {
+                acting,
                 hall,
                 session,
                 state,
                 lang,
-            };
-            if changed {
-                web.save().await?;
-            }
-            return Ok(web);
+                checks: checks.clone(),
+            });
         }
         let now = hall.now().timestamp_millis();
         let mut acting = None;
@@ -182,33 +202,42 @@ impl Web {
                     expired: idle,
                     ..WebState::default()
                 };
+                changed = true;
             } else {
-                state.last_seen_ms = now;
-                *memo = Some(Checked {
+                // Seen again within the second (a page and the calls its scripts make): the
+                // time stored stands and the session is not written again for it.
+                if now - state.last_seen_ms >= SEEN_STEP_MS {
+                    state.last_seen_ms = now;
+                    changed = true;
+                }
+                memo.checked = Some(Checked {
                     msisdn: m,
                     epoch: state.epoch,
                     impersonation: state.impersonation,
                     acting: acting.clone(),
-                    seen_ms: now,
+                    seen_ms: state.last_seen_ms,
                 });
             }
-            changed = true;
         }
-        let web = Web {
+        if changed {
+            write_state(&session, KEY, &state).await?;
+        }
+        memo.state = Some(state.clone());
+        Ok(Web {
             hall,
             session,
             state,
             lang,
             acting,
-        };
-        if changed {
-            web.save().await?;
-        }
-        Ok(web)
+            checks: checks.clone(),
+        })
     }
 
+    /// Stores the state in the session, and in the request's memo for its later loads.
     pub async fn save(&self) -> Result<(), Error> {
-        write_state(&self.session, KEY, &self.state).await
+        write_state(&self.session, KEY, &self.state).await?;
+        self.checks.0.lock().await.state = Some(self.state.clone());
+        Ok(())
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -349,6 +378,71 @@ mod tests {
         Web::load(t.hall.clone(), session.clone(), Lang::Zh, checks)
             .await
             .unwrap()
+    }
+
+    /// A burst of requests writes the session once; the next second's request writes it, and
+    /// the idle timeout counts from the time stored.
+    #[tokio::test]
+    async fn a_browser_seen_again_within_the_second_is_not_written_again() {
+        use chrono::Duration;
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let store = Arc::new(MemoryStore::default());
+        let session = Session::new(None, store.clone(), None);
+        let mut web = load(&t, &session, &RequestChecks::default()).await;
+        let epoch = t.session_epoch(&m).await.unwrap();
+        web.sign_in(&m, epoch, false).await.unwrap();
+        session.save().await.unwrap();
+        let signed_in_at = t.now().timestamp_millis();
+        // Each request is a new `Session` on the stored record, as the session layer makes it.
+        let request = || Session::new(session.id(), store.clone(), None);
+
+        t.clock.advance(Duration::milliseconds(999));
+        let soon = request();
+        let web = load(&t, &soon, &RequestChecks::default()).await;
+        assert_eq!(web.access(), Access::SignedIn(m.clone()));
+        assert!(!soon.is_modified(), "within the second: not written");
+        assert_eq!(web.state.last_seen_ms, signed_in_at);
+
+        t.clock.advance(Duration::milliseconds(1));
+        let later = request();
+        let web = load(&t, &later, &RequestChecks::default()).await;
+        assert!(later.is_modified(), "a second on: written");
+        assert_eq!(web.state.last_seen_ms, signed_in_at + 1000);
+        later.save().await.unwrap();
+
+        // Idle for the timeout after the time stored: signed out, marked expired.
+        t.clock
+            .set(chrono::DateTime::from_timestamp_millis(signed_in_at + 1000 + IDLE_MS).unwrap());
+        let idle = request();
+        let web = load(&t, &idle, &RequestChecks::default()).await;
+        assert_eq!(web.access(), Access::SignedOut);
+        assert!(web.state.expired);
+    }
+
+    /// A request decodes the session's record once; what it saves, its later loads see.
+    #[tokio::test]
+    async fn a_request_reads_the_session_record_once_and_sees_what_it_saves() {
+        let t = TestHall::empty().await;
+        let m = t.subscriber("13800138000", 0).await;
+        let session = Session::new(None, Arc::new(MemoryStore::default()), None);
+        let request = RequestChecks::default();
+        let mut web = load(&t, &session, &request).await;
+        assert_eq!(web.access(), Access::SignedOut);
+        let epoch = t.session_epoch(&m).await.unwrap();
+        web.sign_in(&m, epoch, false).await.unwrap();
+        let saved = web.state.csrf.clone();
+        // Written behind the request's back: its later loads keep what it saved…
+        write_state(&session, KEY, &WebState::default())
+            .await
+            .unwrap();
+        let again = load(&t, &session, &request).await;
+        assert_eq!(again.access(), Access::SignedIn(m.clone()));
+        assert_eq!(again.state.csrf, saved);
+        // …and the next request reads the record.
+        let next = load(&t, &session, &RequestChecks::default()).await;
+        assert_eq!(next.access(), Access::SignedOut);
+        assert_ne!(next.state.csrf, saved);
     }
 
     #[tokio::test]
