@@ -39,16 +39,30 @@ pub fn leptos_options() -> LeptosOptions {
 /// Form bodies larger than this are refused before the CSRF check reads them.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// The Leptos routes' state. leptos_axum clones the state into every request's context, and
+/// the options are five reference-counted strings and more: behind one `Arc`, a page view
+/// clones one pointer instead.
+#[derive(Clone)]
+struct SiteState(Arc<LeptosOptions>);
+
+impl axum::extract::FromRef<SiteState> for LeptosOptions {
+    fn from_ref(state: &SiteState) -> Self {
+        (*state.0).clone()
+    }
+}
+
 pub fn router(hall: Hall, stores: SessionStores, secure_cookies: bool) -> Router {
-    let options = leptos_options();
+    let site = SiteState(Arc::new(leptos_options()));
     let routes = generate_route_list(App);
     let leptos = Router::new()
-        .leptos_routes(&options, routes, {
-            let options = options.clone();
-            move || shell(options.clone())
+        .leptos_routes(&site, routes, {
+            let options = site.0.clone();
+            move || shell(&options)
         })
-        .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(options);
+        .fallback(leptos_axum::file_and_error_handler::<SiteState, _>(
+            |options| shell(&options),
+        ))
+        .with_state(site);
     // Two cookies, two sessions: the subscriber hall's and the staff console's, so one browser
     // can hold both and neither reads the other's.
     let cookie = |name: &'static str| {
@@ -63,11 +77,7 @@ pub fn router(hall: Hall, stores: SessionStores, secure_cookies: bool) -> Router
         .route("/lang/{lang}", get(switch_language))
         .route("/staff/audit.csv", get(crate::staff::audit_csv))
         .merge(leptos)
-        .layer(middleware::from_fn(bad_arguments))
-        .layer(middleware::from_fn(audit_acting))
-        .layer(middleware::from_fn(guard_pages))
-        .layer(middleware::from_fn(check_csrf))
-        .layer(middleware::from_fn(per_request_checks))
+        .layer(middleware::from_fn(hall_rules))
         .layer(cookie("openhall_session"))
         .layer(middleware::from_fn(stash_staff_session))
         .layer(cookie("openhall_staff"))
@@ -83,10 +93,35 @@ async fn stash_staff_session(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// One [`RequestChecks`] per request, shared by the guards and the page's server functions.
-async fn per_request_checks(mut req: Request, next: Next) -> Response {
+/// The hall's rules for each request, in the order they apply: one [`RequestChecks`] for the
+/// request, shared by the rules and the page's server functions; the CSRF check; the page
+/// guard; the audit of customer care acting; the status of a server function's bad arguments.
+/// One middleware, not five: axum clones a route's whole stack of layers under a middleware
+/// on every request, so each layer cost every layer beneath it again.
+async fn hall_rules(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestChecks::default());
-    next.run(req).await
+    let req = match check_csrf(req).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    // Each rule owns the request while it awaits: a borrowed request would not be `Send`.
+    let req = match guard_pages(req).await {
+        Ok(req) => req,
+        Err(answer) => return answer,
+    };
+    let api = req.uri().path().starts_with("/api/");
+    let (req, acting) = match audit_acting(req).await {
+        Ok(went_on) => went_on,
+        Err(refused) => return refused,
+    };
+    let mut res = next.run(req).await;
+    if api {
+        res = bad_arguments(res).await;
+    }
+    if let Some(action) = acting {
+        action.record(failed(&res)).await;
+    }
+    res
 }
 
 /// Headers for every response of the web server.
@@ -183,18 +218,18 @@ fn is_subscriber_page(path: &str) -> bool {
 }
 
 /// A signed-out request for a subscriber page goes to `/login`; a subscriber who still has
-/// the initial password goes to `/password` first.
-async fn guard_pages(req: Request, next: Next) -> Response {
+/// the initial password goes to `/password` first (`Err`: where the request is sent instead).
+async fn guard_pages(req: Request) -> Result<Request, Response> {
     let path = req.uri().path().to_owned();
     if req.method() == Method::GET && (path == "/staff" || path.starts_with("/staff/")) {
         if path == "/staff/login" || path == "/staff/audit.csv" {
-            return next.run(req).await;
+            return Ok(req);
         }
         let Some(staff) = staff_loader(&req).await else {
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
         };
         let Some(role) = staff.role() else {
-            return Redirect::to("/staff/login").into_response();
+            return Err(Redirect::to("/staff/login").into_response());
         };
         let allowed = STAFF_PAGES
             .iter()
@@ -202,38 +237,40 @@ async fn guard_pages(req: Request, next: Next) -> Response {
             .is_none_or(|(_, roles)| roles.contains(&role.as_str()));
         if !allowed {
             let lang = lang_of(&req);
-            return (
+            return Err((
                 StatusCode::FORBIDDEN,
                 lang.pick(
                     "您的角色无权访问此页面。",
                     "Your role cannot open this page.",
                 ),
             )
-                .into_response();
+                .into_response());
         }
-        return next.run(req).await;
+        return Ok(req);
     }
     if req.method() == Method::GET && is_subscriber_page(&path) {
         let Some(web) = loader(&req).await else {
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
         };
         match web.access() {
-            Access::SignedOut => return Redirect::to("/login").into_response(),
+            Access::SignedOut => return Err(Redirect::to("/login").into_response()),
             Access::MustChangePassword(_) if path != "/password" => {
-                return Redirect::to("/password").into_response()
+                return Err(Redirect::to("/password").into_response())
             }
-            Access::SignedIn(_) if path == "/password" => return Redirect::to("/").into_response(),
+            Access::SignedIn(_) if path == "/password" => {
+                return Err(Redirect::to("/").into_response())
+            }
             _ => {}
         }
     }
-    next.run(req).await
+    Ok(req)
 }
 
 /// Every state-changing request (a POST to a server function) carries the session's CSRF
-/// token in its form body; anything else is refused before it runs.
-async fn check_csrf(req: Request, next: Next) -> Response {
+/// token in its form body; anything else is refused before it runs (`Err`: the refusal).
+async fn check_csrf(req: Request) -> Result<Request, Response> {
     if req.method() != Method::POST || !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
+        return Ok(req);
     }
     let lang = lang_of(&req);
     let expected = if req.uri().path().starts_with("/api/staff/") {
@@ -243,11 +280,11 @@ async fn check_csrf(req: Request, next: Next) -> Response {
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
-        return (
+        return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             lang.pick("表单过大。", "Form too large."),
         )
-            .into_response();
+            .into_response());
     };
     let given = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "csrf")
@@ -255,41 +292,41 @@ async fn check_csrf(req: Request, next: Next) -> Response {
     let ok = matches!((&expected, &given), (Some(e), Some(g)) if !e.is_empty() && constant_time_eq(e.as_bytes(), g.as_bytes()));
     if !ok {
         tracing::warn!(path = %parts.uri.path(), "request refused: missing or wrong CSRF token");
-        return (
+        return Err((
             StatusCode::FORBIDDEN,
             lang.pick(
                 "页面已过期,请刷新页面后重试。",
                 "This page has expired; please reload it and try again.",
             ),
         )
-            .into_response();
+            .into_response());
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// While customer care acts as a subscriber, every page view and every action in the
 /// subscriber's hall is audited with both identities, the impersonation (and its reason) and
-/// the client address.
-async fn audit_acting(req: Request, next: Next) -> Response {
+/// the client address. A page view is recorded before it is served (`Err`: it could not be,
+/// and is refused); an action after it ran, with its outcome ([`ActingAction::record`]).
+async fn audit_acting(req: Request) -> Result<(Request, Option<ActingAction>), Response> {
     let path = req.uri().path().to_owned();
     let is_page = req.method() == Method::GET && is_subscriber_page(&path);
     let is_action = req.method() == Method::POST
         && path.starts_with("/api/")
         && !path.starts_with("/api/staff/");
     if !is_page && !is_action {
-        return next.run(req).await;
+        return Ok((req, None));
     }
     let Some(web) = loader(&req).await else {
-        return next.run(req).await;
+        return Ok((req, None));
     };
     let Some(imp) = web.acting.clone() else {
-        return next.run(req).await;
+        return Ok((req, None));
     };
     let addr = client_ip(&req);
     let hall = web.hall.clone();
     let Ok(Some(staff)) = hall.staff_by_id(imp.staff_id).await else {
-        return next.run(req).await;
+        return Ok((req, None));
     };
     if is_page {
         // Fail closed: no page view that is not on record.
@@ -304,42 +341,63 @@ async fn audit_acting(req: Request, next: Next) -> Response {
             .await
         {
             tracing::error!(error = %e, "could not audit a page view while acting");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
         }
-        return next.run(req).await;
+        return Ok((req, None));
     }
-    let res = next.run(req).await;
-    // A no-JS form answers with a redirect that carries `__err` on failure; a fetch gets the
-    // error's status.
-    let failed = !(res.status().is_success() || res.status().is_redirection())
+    let endpoint = path.trim_start_matches("/api/").to_owned();
+    Ok((
+        req,
+        Some(ActingAction {
+            hall,
+            staff,
+            imp,
+            addr,
+            endpoint,
+        }),
+    ))
+}
+
+/// An action customer care takes as the subscriber, to be audited once it has run.
+struct ActingAction {
+    hall: Hall,
+    staff: app::service::staff::StaffMember,
+    imp: app::service::impersonation::Impersonation,
+    addr: String,
+    endpoint: String,
+}
+
+/// Whether an action's answer says it failed: a no-JS form answers with a redirect that
+/// carries `__err` on failure; a fetch gets the error's status.
+fn failed(res: &Response) -> bool {
+    !(res.status().is_success() || res.status().is_redirection())
         || res
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|l| l.contains("__err"));
-    let endpoint = path.trim_start_matches("/api/");
-    let rec = AuditRecord::new(
-        action::CUSTOMER_ACTION,
-        if failed { Outcome::Failed } else { Outcome::Ok },
-        &addr,
-    )
-    .staff(&staff)
-    .msisdn(&imp.msisdn)
-    .impersonation(imp.id)
-    .detail(format!("{endpoint}; reason: {}", imp.reason));
-    if let Err(e) = hall.audit(&rec).await {
-        tracing::error!(error = %e, "could not audit an action while acting");
+            .is_some_and(|l| l.contains("__err"))
+}
+
+impl ActingAction {
+    async fn record(self, failed: bool) {
+        let rec = AuditRecord::new(
+            action::CUSTOMER_ACTION,
+            if failed { Outcome::Failed } else { Outcome::Ok },
+            &self.addr,
+        )
+        .staff(&self.staff)
+        .msisdn(&self.imp.msisdn)
+        .impersonation(self.imp.id)
+        .detail(format!("{}; reason: {}", self.endpoint, self.imp.reason));
+        if let Err(e) = self.hall.audit(&rec).await {
+            tracing::error!(error = %e, "could not audit an action while acting");
+        }
     }
-    res
 }
 
 /// A server function called with missing or malformed fields is the caller's mistake: 400,
 /// not the 500 the framework answers (the body, which the browser's client decodes, stays).
-async fn bad_arguments(req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
-    }
-    let res = next.run(req).await;
+async fn bad_arguments(res: Response) -> Response {
     if res.status() != StatusCode::INTERNAL_SERVER_ERROR {
         return res;
     }

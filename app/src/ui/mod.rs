@@ -40,7 +40,7 @@ pub const SUBSCRIBER_PAGES: &[&str] = &[
 ];
 
 /// The HTML document around the app.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+pub fn shell(options: &LeptosOptions) -> impl IntoView + use<> {
     let lang = i18n::detect();
     #[cfg(feature = "ssr")]
     if let Some(nonce) = crate::ui::server::request_extension::<CspNonce>() {
@@ -52,7 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <HydrationScripts options />
+                <HydrationScripts options=options.clone() />
                 <MetaTags />
             </head>
             <body>
