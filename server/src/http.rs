@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use app::Hall;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tower_sessions::session::Id;
@@ -50,9 +52,17 @@ pub fn router(
         .merge(probes)
         .merge(phone)
         .merge(crate::web::router(hall, sessions, secure_cookies))
-        .layer(axum::middleware::from_fn(crate::web::security_headers))
         // Outermost and after every route: it sees each request's matched route.
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(every_request))
+}
+
+/// Every request's metrics and every response's security headers, in one middleware: axum
+/// clones a route's layers beneath each middleware on every request (see `web::hall_rules`).
+async fn every_request(req: Request, next: Next) -> Response {
+    let timer = metrics::RequestTimer::start(&req);
+    let res = crate::web::security_headers(req, next).await;
+    timer.finish(&res);
+    res
 }
 
 /// The process is up.

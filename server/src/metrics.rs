@@ -10,39 +10,49 @@ use std::time::Instant;
 use app::Hall;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The route label of a request that matched no route.
 pub const UNMATCHED: &str = "other";
 
-/// Counts and times one request. Add it with `Router::layer` after every route, so that the
-/// matched route's template is known.
-pub async fn track(req: Request, next: Next) -> Response {
-    let method = method_label(req.method());
-    let route = route_label(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-        req.uri().path(),
-    );
-    let started = Instant::now();
-    let res = next.run(req).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!(
-        "openhall_http_requests_total",
-        "method" => method,
-        "route" => route.clone(),
-        "status" => res.status().as_str().to_owned(),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "openhall_http_request_duration_seconds",
-        "method" => method,
-        "route" => route,
-    )
-    .record(elapsed);
-    res
+/// Counts and times one request, from the request as routed (its matched route's template is
+/// known) to its response.
+pub struct RequestTimer {
+    method: &'static str,
+    route: String,
+    started: Instant,
+}
+
+impl RequestTimer {
+    pub fn start(req: &Request) -> Self {
+        RequestTimer {
+            method: method_label(req.method()),
+            route: route_label(
+                req.extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str),
+                req.uri().path(),
+            ),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn finish(self, res: &Response) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        metrics::counter!(
+            "openhall_http_requests_total",
+            "method" => self.method,
+            "route" => self.route.clone(),
+            "status" => res.status().as_str().to_owned(),
+        )
+        .increment(1);
+        metrics::histogram!(
+            "openhall_http_request_duration_seconds",
+            "method" => self.method,
+            "route" => self.route,
+        )
+        .record(elapsed);
+    }
 }
 
 /// The route's template (`/products/{code}`); the static bundle as `/pkg`; anything else that

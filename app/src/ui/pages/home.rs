@@ -188,7 +188,7 @@ fn HomeView(d: HomeData) -> impl IntoView {
     // Looked up once: each `tr` walks the owner tree for the language.
     let lang = use_lang();
     view! {
-        {d.alerts.iter().map(|a| view! { <p class="alert warn" role="alert">{a.clone()}</p> }).collect_view()}
+        {d.alerts.into_iter().map(|a| view! { <p class="alert warn" role="alert">{a}</p> }).collect_view()}
         <section class="grid">
             <div class="card balance" id="balance-card">
                 <h2>{lang.pick("账户余额", "Balance")}</h2>
@@ -199,12 +199,12 @@ fn HomeView(d: HomeData) -> impl IntoView {
             <div class="card">
                 <h2>{lang.pick("号码信息", "Number")}</h2>
                 <dl class="facts">
-                    <dt>{lang.pick("号码", "Number")}</dt><dd>{d.msisdn.clone()}</dd>
-                    <dt>{lang.pick("姓名", "Name")}</dt><dd>{d.name.clone()}</dd>
-                    <dt>{lang.pick("品牌", "Brand")}</dt><dd>{d.brand.clone()}</dd>
-                    <dt>{lang.pick("星级", "Tier")}</dt><dd id="tier">{d.tier.clone()}</dd>
-                    <dt>{lang.pick("状态", "Status")}</dt><dd class:bad=!d.active>{d.status.clone()}</dd>
-                    <dt>{lang.pick("套餐", "Plan")}</dt><dd id="plan">{d.plan.clone()}</dd>
+                    <dt>{lang.pick("号码", "Number")}</dt><dd>{d.msisdn}</dd>
+                    <dt>{lang.pick("姓名", "Name")}</dt><dd>{d.name}</dd>
+                    <dt>{lang.pick("品牌", "Brand")}</dt><dd>{d.brand}</dd>
+                    <dt>{lang.pick("星级", "Tier")}</dt><dd id="tier">{d.tier}</dd>
+                    <dt>{lang.pick("状态", "Status")}</dt><dd class:bad=!d.active>{d.status}</dd>
+                    <dt>{lang.pick("套餐", "Plan")}</dt><dd id="plan">{d.plan}</dd>
                 </dl>
             </div>
             <div class="card">
