@@ -112,3 +112,30 @@ hall_counts() {
   read -r stored handled replies <<<"$row"
   echo "MO stored $stored, handled $handled, replies queued $replies"
 }
+
+# wait_http PORT: until the server's /healthz answers (up to 2 minutes: under valgrind the
+# server starts slowly).
+wait_http() {
+  for _ in $(seq 600); do
+    curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return
+    sleep 0.2
+  done
+  echo "the server did not answer /healthz" >&2
+  exit 2
+}
+
+# sign_in PORT: 13800138000 signs in with its password; sets $cookie and checks that the
+# home page shows the subscriber.
+sign_in() {
+  local port=$1 jar="$WORK/cookies" page csrf
+  page=$(curl -s -c "$jar" -b "$jar" -H 'Accept: text/html' "http://127.0.0.1:$port/login")
+  csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | head -n1 | sed 's/.*value="//; s/"$//')
+  curl -s -o /dev/null -c "$jar" -b "$jar" \
+    --data-urlencode "csrf=$csrf" --data-urlencode msisdn=13800138000 --data-urlencode password=147258 \
+    "http://127.0.0.1:$port/api/sign_in_password"
+  cookie=$(awk '$6 == "openhall_session" { print $6 "=" $7 }' "$jar")
+  [ -n "$cookie" ] || { echo "sign-in failed: no session cookie" >&2; exit 1; }
+  curl -s -o "$WORK/home.html" -H "Cookie: $cookie" -H 'Accept: text/html' "http://127.0.0.1:$port/"
+  grep -q '120.00' "$WORK/home.html" ||
+    { echo "the home page did not show the signed-in subscriber" >&2; exit 1; }
+}

@@ -97,14 +97,14 @@ async fn stash_staff_session(mut req: Request, next: Next) -> Response {
 /// request, shared by the rules and the page's server functions; the CSRF check; the page
 /// guard; the audit of customer care acting; the status of a server function's bad arguments.
 /// One middleware, not five: axum clones a route's whole stack of layers under a middleware
-/// on every request, so each layer cost every layer beneath it again.
+/// on every request, so each layer cost every layer beneath it again. Each rule takes and
+/// gives back the request it awaits with: a borrowed request would not be `Send`.
 async fn hall_rules(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestChecks::default());
     let req = match check_csrf(req).await {
         Ok(req) => req,
         Err(refused) => return refused,
     };
-    // Each rule owns the request while it awaits: a borrowed request would not be `Send`.
     let req = match guard_pages(req).await {
         Ok(req) => req,
         Err(answer) => return answer,

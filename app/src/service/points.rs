@@ -211,11 +211,26 @@ async fn live_lots(
 }
 
 /// The read behind [`live_lots`], for a batch ([`crate::store::reads`]).
+/// A number's lots that still count at a moment: unexpired, with points left ($1 the
+/// number, $2 the moment in milliseconds). The summary lists them and the totals sum them.
+/// A literal, so that both statements stay `&'static str` (they run on every page view).
+macro_rules! live_lots {
+    () => {
+        "msisdn = $1 AND expires_at > $2 AND remaining > 0"
+    };
+}
+
+/// The expiry of the lots that end this year (Shanghai time): those earned last year.
+fn end_of_this_year(now: DateTime<Utc>) -> i64 {
+    expiry_for(shanghai_year(now) - 1)
+}
+
 fn lots_read(msisdn: &Msisdn, now_ms: i64) -> Read {
-    Read::new(
-        "SELECT id, earned_year, expires_at, amount, remaining, source FROM points_lots \
-         WHERE msisdn = $1 AND expires_at > $2 AND remaining > 0 ORDER BY expires_at, id",
-    )
+    Read::new(concat!(
+        "SELECT id, earned_year, expires_at, amount, remaining, source FROM points_lots WHERE ",
+        live_lots!(),
+        " ORDER BY expires_at, id"
+    ))
     .text(msisdn.as_str())
     .int(now_ms)
 }
@@ -260,14 +275,15 @@ pub struct PointsTotals {
 /// [`PointsTotals`] as one aggregate row, for a batch: the lots the summary would list,
 /// summed by the database instead of read one by one.
 pub(crate) fn totals_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
-    Read::new(
+    Read::new(concat!(
         "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN expires_at = $3 THEN remaining ELSE 0 END), 0) AS BIGINT) \
-         FROM points_lots WHERE msisdn = $1 AND expires_at > $2 AND remaining > 0",
-    )
+         FROM points_lots WHERE ",
+        live_lots!()
+    ))
     .text(msisdn.as_str())
     .int(now.timestamp_millis())
-    .int(expiry_for(shanghai_year(now) - 1))
+    .int(end_of_this_year(now))
 }
 
 pub(crate) fn totals_from(rows: &[ReadRow]) -> Result<PointsTotals> {
@@ -285,7 +301,7 @@ pub(crate) fn totals_from(rows: &[ReadRow]) -> Result<PointsTotals> {
 
 pub(crate) fn summary_from(rows: &[ReadRow], now: DateTime<Utc>) -> Result<PointsSummary> {
     let lots = lots_from(rows)?;
-    let end_of_this_year = expiry_for(shanghai_year(now) - 1);
+    let ends_this_year = end_of_this_year(now);
     let sum = |it: &mut dyn Iterator<Item = &PointsLot>| {
         Points::new(it.map(|l| l.remaining).sum()).unwrap_or_default()
     };
@@ -293,7 +309,7 @@ pub(crate) fn summary_from(rows: &[ReadRow], now: DateTime<Utc>) -> Result<Point
         balance: sum(&mut lots.iter()),
         expiring_this_year: sum(&mut lots
             .iter()
-            .filter(|l| l.expires_at.timestamp_millis() == end_of_this_year)),
+            .filter(|l| l.expires_at.timestamp_millis() == ends_this_year)),
         lots,
     })
 }
