@@ -2,6 +2,7 @@
 //! (`server seed`, `server migrate`, `server close-month YYYY-MM`).
 pub mod cli;
 pub mod handset;
+pub mod home_memo;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -21,6 +21,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
+use crate::home_memo::{HomeMemo, Step};
 use crate::sessions::SessionStores;
 
 /// Where the built site (`pkg/` with the wasm bundle and the stylesheet) is: cargo-leptos's
@@ -82,6 +83,7 @@ pub fn router(hall: Hall, stores: SessionStores, secure_cookies: bool) -> Router
         .layer(middleware::from_fn(stash_staff_session))
         .layer(cookie("openhall_staff"))
         .layer(Extension(hall))
+        .layer(Extension(HomeMemo::default()))
 }
 
 /// The outer session layer's `Session` is the staff console's: renamed here, before the
@@ -95,7 +97,8 @@ async fn stash_staff_session(mut req: Request, next: Next) -> Response {
 
 /// The hall's rules for each request, in the order they apply: one [`RequestChecks`] for the
 /// request, shared by the rules and the page's server functions; the CSRF check; the page
-/// guard; the audit of customer care acting; the status of a server function's bad arguments.
+/// guard; the audit of customer care acting; the kept home page; the status of a server
+/// function's bad arguments.
 /// One middleware, not five: axum clones a route's whole stack of layers under a middleware
 /// on every request, so each layer cost every layer beneath it again. Each rule takes and
 /// gives back the request it awaits with: a borrowed request would not be `Send`.
@@ -114,7 +117,14 @@ async fn hall_rules(mut req: Request, next: Next) -> Response {
         Ok(went_on) => went_on,
         Err(refused) => return refused,
     };
+    let (req, pending) = match home_page(req).await {
+        Step::Served(page) => return page,
+        Step::Render(req, pending) => (req, pending),
+    };
     let mut res = next.run(req).await;
+    if let Some(pending) = pending {
+        res = pending.keep(res).await;
+    }
     if api {
         res = bad_arguments(res).await;
     }
@@ -122,6 +132,19 @@ async fn hall_rules(mut req: Request, next: Next) -> Response {
         action.record(failed(&res)).await;
     }
     res
+}
+
+/// A view of the home page: the page kept from the last view when nothing on it has changed
+/// (see [`HomeMemo`]).
+async fn home_page(req: Request) -> Step {
+    if req.method() != Method::GET || req.uri().path() != "/" {
+        return Step::Render(req, None);
+    }
+    let Some(memo) = req.extensions().get::<HomeMemo>().cloned() else {
+        return Step::Render(req, None);
+    };
+    let web = loader(&req).await;
+    memo.view(req, web).await
 }
 
 /// Headers for every response of the web server.

@@ -20,8 +20,16 @@ pub struct SessionInfo {
 
 #[server(input = server_fn::codec::GetUrl, endpoint = "session")]
 pub async fn load_session() -> Result<SessionInfo, ServerFnError> {
-    let web = web().await?;
-    Ok(SessionInfo {
+    if let Some(known) = crate::ui::server::known::<SessionInfo>() {
+        return Ok(known);
+    }
+    Ok(session_info(&web().await?))
+}
+
+/// The layout's summary of the session.
+#[cfg(feature = "ssr")]
+pub fn session_info(web: &crate::ui::session::Web) -> SessionInfo {
+    SessionInfo {
         csrf: web.state.csrf.clone(),
         msisdn: web
             .state
@@ -34,7 +42,7 @@ pub async fn load_session() -> Result<SessionInfo, ServerFnError> {
             crate::ui::i18n::Lang::Zh => i.banner_zh(),
             crate::ui::i18n::Lang::En => i.banner_en(),
         }),
-    })
+    }
 }
 
 /// The purposes a signed-in subscriber may ask a code for on the web.

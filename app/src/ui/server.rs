@@ -24,6 +24,17 @@ pub fn request_extension<T: Clone + Send + Sync + 'static>() -> Option<T> {
     in_request(|p| p.extensions.get::<T>().cloned())
 }
 
+/// A page's data the server already read for this request (the home page's memo reads it to
+/// decide whether the page it rendered last still holds): the page's loader takes it from
+/// here instead of reading it again.
+#[derive(Clone)]
+pub struct Known<T>(pub std::sync::Arc<T>);
+
+/// The request's [`Known`] value of type `T`, if the server put one.
+pub fn known<T: Clone + Send + Sync + 'static>() -> Option<T> {
+    in_request(|p| p.extensions.get::<Known<T>>().map(|k| T::clone(&k.0)))
+}
+
 /// The browser's session with the rules applied.
 pub async fn web() -> Result<Web, ServerFnError> {
     let hall = request_extension::<Hall>().ok_or_else(|| ServerFnError::new("hall missing"))?;

@@ -64,9 +64,18 @@ fn allowance(
 
 #[server(input = server_fn::codec::GetUrl, endpoint = "home")]
 pub async fn load_home() -> Result<HomeData, ServerFnError> {
+    if let Some(known) = crate::ui::server::known::<HomeData>() {
+        return Ok(known);
+    }
+    home_data(&web().await?).await
+}
+
+/// The home page's data for the session: the page's loader, and the server's memo of the
+/// rendered page (which reads it to tell whether the page it rendered last still holds).
+#[cfg(feature = "ssr")]
+pub async fn home_data(web: &crate::ui::session::Web) -> Result<HomeData, ServerFnError> {
     use crate::domain::Status;
     use crate::ui::i18n::Lang;
-    let web = web().await?;
     let msisdn = web.subscriber()?;
     let hall = &web.hall;
     let lang = web.lang;

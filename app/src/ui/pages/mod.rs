@@ -13,7 +13,9 @@ mod topup;
 pub use account::AccountPage;
 pub use bills::BillsPage;
 pub use details::DetailsPage;
-pub use home::HomePage;
+#[cfg(feature = "ssr")]
+pub use home::home_data;
+pub use home::{HomeData, HomePage};
 pub use invoices::{InvoicePage, InvoicesPage};
 pub use login::{CodeButton, LoginPage};
 pub use password::PasswordPage;
