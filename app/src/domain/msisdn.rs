@@ -12,6 +12,10 @@ pub struct Msisdn(String);
 
 impl Msisdn {
     pub fn parse(input: &str) -> Result<Self, Invalid> {
+        // The stored form, as sessions and rows hold it: checked without copying it twice.
+        if Self::is_plain(input.as_bytes()) {
+            return Ok(Self(input.to_owned()));
+        }
         let digits: String = input
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '+'))
@@ -20,16 +24,19 @@ impl Msisdn {
             .strip_prefix("0086")
             .or_else(|| digits.strip_prefix("86").filter(|rest| rest.len() == 11))
             .unwrap_or(&digits);
-        let b = digits.as_bytes();
-        let ok = b.len() == 11
-            && b.iter().all(u8::is_ascii_digit)
-            && b[0] == b'1'
-            && (b'3'..=b'9').contains(&b[1]);
-        if ok {
+        if Self::is_plain(digits.as_bytes()) {
             Ok(Self(digits.to_owned()))
         } else {
             Err(Invalid::Msisdn)
         }
+    }
+
+    /// Eleven digits, a mainland mobile number's `1[3-9]…`.
+    fn is_plain(b: &[u8]) -> bool {
+        b.len() == 11
+            && b.iter().all(u8::is_ascii_digit)
+            && b[0] == b'1'
+            && (b'3'..=b'9').contains(&b[1])
     }
 
     pub fn as_str(&self) -> &str {
