@@ -19,7 +19,7 @@ use app::ui::session::Web;
 use app::ui::CspNonce;
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hashlink::LruCache;
 
@@ -36,7 +36,8 @@ impl Default for HomeMemo {
     }
 }
 
-/// All a home page is rendered from.
+/// All a home page is rendered from. A change that makes the page read anything else (a
+/// context, a header, the clock) must add it here, or a kept page would hide it.
 #[derive(PartialEq)]
 struct Inputs {
     uri: String,
@@ -74,15 +75,12 @@ impl HomeMemo {
         Self(Arc::new(Mutex::new(LruCache::new(subscribers.max(1)))))
     }
 
-    /// For a view of `/` by a signed-in browser (`web`, with the session rules applied): the
+    /// For a GET of `/` (the caller checks) by a signed-in browser (`web`, with the session rules applied): the
     /// kept page when its inputs are the ones read now, else the request to render.
     pub async fn view(&self, mut req: Request, web: Option<Web>) -> Step {
         let (Some(web), Some(nonce)) = (web, req.extensions().get::<CspNonce>().cloned()) else {
             return Step::Render(req, None);
         };
-        if req.method() != Method::GET || req.uri().path() != "/" {
-            return Step::Render(req, None);
-        }
         let Some(key) = web.state.msisdn.clone() else {
             return Step::Render(req, None);
         };

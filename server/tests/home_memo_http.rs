@@ -4,7 +4,7 @@
 mod support;
 
 use app::domain::Fen;
-use support::{Browser, Site};
+use support::{csp_nonce, csrf_of as csrf, Browser, Site};
 
 /// A view of the home page: the nonce of its Content-Security-Policy header, and its body.
 async fn home(b: &Browser) -> (String, String) {
@@ -16,20 +16,7 @@ async fn home(b: &Browser) -> (String, String) {
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap();
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|s| s.split('\'').next())
-        .unwrap()
-        .to_owned();
-    (nonce, r.text().await.unwrap())
-}
-
-/// The CSRF token a page's forms carry.
-fn csrf(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..at + 48].to_owned()
+    (csp_nonce(r.headers()), r.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

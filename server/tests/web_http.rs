@@ -363,14 +363,7 @@ async fn pages_carry_the_security_headers_and_cookie_rules() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .unwrap()
-        .split('\'')
-        .next()
-        .unwrap()
-        .to_owned();
+    let nonce = support::csp_nonce(h);
     let body = r.text().await.unwrap();
     assert!(
         body.contains(&format!("nonce=\"{nonce}\"")),

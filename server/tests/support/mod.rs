@@ -122,9 +122,7 @@ impl Browser {
 
     /// The CSRF token the pages of this session carry.
     pub async fn csrf(&self) -> String {
-        let page = self.get("/login").await.body;
-        let at = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-        page[at..at + 48].to_owned()
+        csrf_of(&self.get("/login").await.body)
     }
 
     pub async fn call_with_csrf(&self, endpoint: &str, form: &[(&str, &str)]) -> Answer {
@@ -149,6 +147,22 @@ impl Browser {
         );
         assert_eq!(self.get("/").await.status, StatusCode::OK);
     }
+}
+
+/// The CSRF token a page's forms carry.
+pub fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 48].to_owned()
+}
+
+/// The script nonce of a response's Content-Security-Policy header.
+pub fn csp_nonce(headers: &reqwest::header::HeaderMap) -> String {
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    csp.split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("a nonce in the CSP")
+        .to_owned()
 }
 
 pub async fn answer(r: reqwest::Response) -> Answer {
