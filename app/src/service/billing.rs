@@ -377,6 +377,7 @@ fn bill_exists_read(msisdn: &Msisdn, period: Period) -> Read {
     Read::new("SELECT 1 FROM bills WHERE msisdn = $1 AND period = $2")
         .text(msisdn.as_str())
         .text(period.to_string())
+        .at_most_one()
 }
 
 /// A number's profile, and its period's charges so far plus, while it is open, the overage

@@ -73,6 +73,7 @@ pub(crate) fn product_read(code: &ProductCode) -> Read {
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
     ))
     .text(code.as_str())
+    .at_most_one()
 }
 
 /// A number's current plan as [`load_product`] reads it, without first reading the number's
@@ -83,6 +84,7 @@ pub(crate) fn plan_read(msisdn: &Msisdn) -> Read {
          WHERE code = (SELECT plan_code FROM subscribers WHERE msisdn = $1) AND active = 1"
     ))
     .text(msisdn.as_str())
+    .at_most_one()
 }
 
 /// The product of [`load_product`] or [`plan_read`].

@@ -186,7 +186,9 @@ pub(crate) async fn load_balance(conn: &mut AnyConnection, msisdn: &Msisdn) -> R
 
 /// The read behind [`load_balance`], for a batch ([`crate::store::reads`]).
 pub(crate) fn balance_read(msisdn: &Msisdn) -> Read {
-    Read::new("SELECT cash, gift FROM accounts WHERE msisdn = $1").text(msisdn.as_str())
+    Read::new("SELECT cash, gift FROM accounts WHERE msisdn = $1")
+        .text(msisdn.as_str())
+        .at_most_one()
 }
 
 pub(crate) fn balance_from(rows: &[ReadRow]) -> Result<Balance> {

@@ -37,6 +37,7 @@ pub(crate) fn key_read(msisdn: &Msisdn, period: Period) -> Read {
     Read::new("SELECT records, newest FROM usage_months WHERE msisdn = $1 AND period = $2")
         .text(msisdn.as_str())
         .text(period.to_string())
+        .at_most_one()
 }
 
 /// The key from [`key_read`]'s row; no row is a month without records.

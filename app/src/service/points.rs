@@ -284,6 +284,7 @@ pub(crate) fn totals_read(msisdn: &Msisdn, now: DateTime<Utc>) -> Read {
     .text(msisdn.as_str())
     .int(now.timestamp_millis())
     .int(end_of_this_year(now))
+    .at_most_one()
 }
 
 pub(crate) fn totals_from(rows: &[ReadRow]) -> Result<PointsTotals> {

@@ -101,6 +101,7 @@ pub(crate) fn profile_read(msisdn: &Msisdn) -> Read {
         "SELECT {PROFILE_COLUMNS} FROM subscribers WHERE msisdn = $1"
     ))
     .text(msisdn.as_str())
+    .at_most_one()
 }
 
 pub(crate) fn profile_from(rows: &[ReadRow]) -> Result<Profile> {

@@ -110,6 +110,9 @@ impl DerefMut for Tx {
     }
 }
 
+/// A pooled PostgreSQL connection idle for longer than this is checked before it is used.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 impl Db {
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, None).await
@@ -148,8 +151,18 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(60))
                 // A SQLite connection is a file handle in this process: nothing to find dead,
                 // and the check is one more hand-off to its thread for every statement outside
-                // a transaction. A PostgreSQL connection may have died with its server: check it.
-                .test_before_acquire(backend == Backend::Postgres)
+                // a transaction. A PostgreSQL connection may have died with its server: check
+                // one that has waited a while. Not every one: the check is a round trip, and
+                // under load connections wait microseconds (sqlx checks each one given back).
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Postgres && meta.idle_for > CHECK_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {

@@ -7,7 +7,9 @@
 //! (inside a write transaction) as one string of statements: sqlx's driver runs them in turn
 //! on its thread, binds `$n` by number across the whole string, and ends each statement's rows
 //! with its result, which is where the rows are split. PostgreSQL takes one statement at a
-//! time with arguments, so there the reads run one after the other on the same connection.
+//! time with arguments, and every statement is a round trip to the server: there the reads
+//! that return at most one row ([`Read::at_most_one`]) go as one statement, each joined to a
+//! row of its own ([`merged`]), and the others run one after the other on the same connection.
 use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -82,6 +84,8 @@ impl From<Cow<'static, str>> for Sql {
 pub(crate) struct Read {
     pub(crate) sql: Sql,
     pub(crate) args: Vec<Arg>,
+    /// Returns at most one row (a key's row, an aggregate): see [`Read::at_most_one`].
+    one: bool,
 }
 
 impl Read {
@@ -89,6 +93,7 @@ impl Read {
         Read {
             sql: sql.into(),
             args: Vec::new(),
+            one: false,
         }
     }
 
@@ -97,7 +102,16 @@ impl Read {
         Read {
             sql: sql.into(),
             args: Vec::with_capacity(n),
+            one: false,
         }
+    }
+
+    /// This read returns at most one row (it reads by a key, or aggregates): on PostgreSQL the
+    /// reads of a batch marked so go as one statement ([`merged`]). One that returns more
+    /// makes the batch fail there, not its rows multiply.
+    pub(crate) fn at_most_one(mut self) -> Read {
+        self.one = true;
+        self
     }
 
     pub(crate) fn opt_int(mut self, v: Option<i64>) -> Read {
@@ -165,6 +179,12 @@ pub(crate) enum Cell {
 pub(crate) enum ReadRow {
     Any(AnyRow),
     Local(Box<[Cell]>),
+    /// The columns `start..start + len` of a row several reads share ([`merged`]).
+    Part {
+        row: Arc<ReadRow>,
+        start: usize,
+        len: usize,
+    },
 }
 
 /// A type a column is read as, from either kind of [`ReadRow`].
@@ -219,6 +239,12 @@ impl ReadRow {
         let i = i.number();
         match self {
             ReadRow::Any(row) => Ok(sqlx::Row::try_get(row, i)?),
+            ReadRow::Part { row, start, len } => {
+                if i >= *len {
+                    return Err(Error::Storage(format!("no column {i} in the row read")));
+                }
+                row.try_get(start + i)
+            }
             ReadRow::Local(cells) => {
                 let cell = cells
                     .get(i)
@@ -271,15 +297,19 @@ impl Reader<'_> {
     }
 }
 
-/// Runs `reads` on `conn` (one hand-off on SQLite) and returns each one's rows. The reads see
-/// the database as plain statements one after the other would: each its own snapshot (the
-/// local SQLite reads share one; no caller may depend on either).
+/// Runs `reads` on `conn` (one hand-off on SQLite; on PostgreSQL one round trip for the reads
+/// of at most one row, and one for each other read) and returns each one's rows. The reads
+/// see the database as plain statements would, in any order: each its own snapshot, or
+/// several one (no caller may depend on either).
 pub(crate) async fn fetch_each(
     conn: &mut AnyConnection,
     reads: impl IntoIterator<Item = Read>,
 ) -> Result<Rows> {
     let reads: Vec<Read> = reads.into_iter().collect();
-    if conn.backend_name() != SQLITE || reads.len() < 2 {
+    if conn.backend_name() != SQLITE {
+        return fetch_on_server(conn, reads).await;
+    }
+    if reads.len() < 2 {
         let mut out = Vec::with_capacity(reads.len());
         for r in reads {
             out.push(r.fetch(conn).await?);
@@ -304,6 +334,111 @@ pub(crate) async fn fetch_each(
         )));
     }
     Ok(Rows(out.into_iter()))
+}
+
+/// The reads on a database server: those of at most one row as one statement ([`merged`]),
+/// when there are two or more of them, then the others one by one.
+async fn fetch_on_server(conn: &mut AnyConnection, reads: Vec<Read>) -> Result<Rows> {
+    let merge = reads.iter().filter(|r| r.one).count() > 1;
+    let mut out: Vec<Option<Vec<ReadRow>>> = Vec::with_capacity(reads.len());
+    let (mut ones, mut places, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, r) in reads.into_iter().enumerate() {
+        out.push(None);
+        if merge && r.one {
+            ones.push(r);
+            places.push(i);
+        } else {
+            others.push((i, r));
+        }
+    }
+    if !ones.is_empty() {
+        for (i, rows) in places.into_iter().zip(fetch_merged(conn, ones).await?) {
+            out[i] = Some(rows);
+        }
+    }
+    for (i, r) in others {
+        out[i] = Some(r.fetch(conn).await?);
+    }
+    let out: Vec<Vec<ReadRow>> = out
+        .into_iter()
+        .map(|rows| rows.expect("every read was run"))
+        .collect();
+    Ok(Rows(out.into_iter()))
+}
+
+/// The name of the column that starts read `i`'s columns in [`merged`] (1 when the read
+/// returned its row, NULL when it returned none).
+const MARK: &str = "openhall_read_";
+
+/// Reads of at most one row as one statement: one row, each read's columns after a mark of
+/// its own, left-joined so that a read with no row leaves its mark NULL.
+fn merged(reads: Vec<Read>) -> Read {
+    use std::fmt::Write;
+    let mut select = String::from("SELECT ");
+    let mut from = String::from(" FROM (SELECT 1) AS openhall_one");
+    let mut args = Vec::new();
+    for (i, r) in reads.into_iter().enumerate() {
+        if i > 0 {
+            select.push_str(", ");
+        }
+        let sql = renumbered(r.sql.trim().trim_end_matches(';'), args.len());
+        let _ = write!(select, "r{i}.*");
+        let _ = write!(
+            from,
+            " LEFT JOIN (SELECT CAST(1 AS BIGINT) AS {MARK}{i}, q.* FROM ({sql}) AS q) AS r{i} ON true"
+        );
+        args.extend(r.args);
+    }
+    select.push_str(&from);
+    Read {
+        sql: Sql::Owned(select),
+        args,
+        one: true,
+    }
+}
+
+/// Runs [`merged`] reads and returns each one's rows (none or one).
+async fn fetch_merged(conn: &mut AnyConnection, reads: Vec<Read>) -> Result<Vec<Vec<ReadRow>>> {
+    let n = reads.len();
+    let mut rows = merged(reads).fetch(conn).await?;
+    let row = match (rows.pop(), rows.is_empty()) {
+        (Some(row), true) => Arc::new(row),
+        _ => {
+            return Err(Error::Storage(
+                "a read of at most one row returned more".into(),
+            ))
+        }
+    };
+    let ReadRow::Any(any) = &*row else {
+        return Err(Error::Storage(
+            "a read through sqlx returned another kind of row".into(),
+        ));
+    };
+    let columns = sqlx::Row::columns(any);
+    let marks: Vec<usize> = (0..columns.len())
+        .filter(|&i| sqlx::Column::name(&columns[i]).starts_with(MARK))
+        .collect();
+    if marks.len() != n {
+        return Err(Error::Storage(format!(
+            "{n} reads in one statement returned {} marks",
+            marks.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (k, &mark) in marks.iter().enumerate() {
+        let end = marks.get(k + 1).copied().unwrap_or(columns.len());
+        let present = row.try_get::<Option<i64>, _>(mark)?.is_some();
+        out.push(if present {
+            vec![ReadRow::Part {
+                row: row.clone(),
+                start: mark + 1,
+                len: end - mark - 1,
+            }]
+        } else {
+            Vec::new()
+        });
+    }
+    Ok(out)
 }
 
 /// The reads as one string of statements, each one's `$k` moved past the arguments of the
@@ -375,6 +510,92 @@ mod tests {
             args,
             vec![Arg::Text("a".into()), Arg::Int(7), Arg::Text("b".into())]
         );
+    }
+
+    /// Reads of at most one row in one statement return what each returns on its own, rows
+    /// or none, on the database the tests are configured for (PostgreSQL under
+    /// `bin/test --production`, where batches take this path; SQLite otherwise).
+    #[tokio::test]
+    async fn reads_of_one_row_merged_return_what_each_returns_alone() {
+        let (db, _guard) = crate::testing::fresh_db().await;
+        let mut conn = db.pool().acquire().await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT, v BIGINT, w TEXT)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for (k, v, w) in [("a", 1, Some("x")), ("a", 2, None), ("b", 3, Some("y"))] {
+            sqlx::query("INSERT INTO t VALUES ($1, $2, $3)")
+                .bind(k)
+                .bind(v)
+                .bind(w)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let reads = || {
+            vec![
+                Read::new("SELECT v, w FROM t WHERE k = $1 AND v = $2")
+                    .text("a")
+                    .int(2)
+                    .at_most_one(),
+                Read::new("SELECT w FROM t WHERE k = $1")
+                    .text("none")
+                    .at_most_one(),
+                Read::new("SELECT v FROM t WHERE k = $1 ORDER BY v").text("a"),
+                Read::new(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(v), 0) AS BIGINT) FROM t WHERE v > $1",
+                )
+                .int(1)
+                .at_most_one(),
+                Read::new("SELECT w, k FROM t WHERE v = $1;")
+                    .int(3)
+                    .at_most_one(),
+            ]
+        };
+        let check = |mut rows: Rows, what: &str| {
+            let r = rows.next();
+            assert_eq!(r.len(), 1, "{what}");
+            assert_eq!(r[0].try_get::<i64, _>(0).unwrap(), 2);
+            assert_eq!(r[0].try_get::<Option<String>, _>(1).unwrap(), None);
+            // Not the next read's columns: this read has two.
+            assert!(r[0].try_get::<i64, _>(2).is_err(), "{what}");
+            assert!(rows.next().is_empty(), "{what}");
+            let many: Vec<i64> = rows.next().iter().map(|r| r.try_get(0).unwrap()).collect();
+            assert_eq!(many, vec![1, 2], "{what}");
+            let r = rows.next();
+            assert_eq!(r[0].try_get::<i64, _>(0).unwrap(), 2, "{what}");
+            assert_eq!(r[0].try_get::<i64, _>(1).unwrap(), 5, "{what}");
+            let r = rows.next();
+            assert_eq!(r[0].try_get::<String, _>(0).unwrap(), "y", "{what}");
+            assert_eq!(r[0].try_get::<String, _>(1).unwrap(), "b", "{what}");
+        };
+        let alone = {
+            let mut v = Vec::new();
+            for r in reads() {
+                v.push(r.fetch(&mut conn).await.unwrap());
+            }
+            Rows(v.into_iter())
+        };
+        check(alone, "each alone");
+        check(fetch_each(&mut conn, reads()).await.unwrap(), "a batch");
+        check(db.read_each(reads()).await.unwrap(), "through the reader");
+        let ones: Vec<Read> = reads().into_iter().filter(|r| r.one).collect();
+        let merged_rows = fetch_merged(&mut conn, ones).await.unwrap();
+        assert_eq!(
+            merged_rows.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 0, 1, 1]
+        );
+
+        // A read that said one row and found two fails, rather than multiply the others.
+        let two = vec![
+            Read::new("SELECT v FROM t WHERE k = $1")
+                .text("a")
+                .at_most_one(),
+            Read::new("SELECT v FROM t WHERE k = $1")
+                .text("b")
+                .at_most_one(),
+        ];
+        assert!(fetch_merged(&mut conn, two).await.is_err());
     }
 
     /// What one batch returns is what each read returns on its own, and what the same reads
