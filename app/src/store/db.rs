@@ -553,6 +553,41 @@ mod tests {
         (db, dir.path().join("x.db-wal"), dir)
     }
 
+    /// A PostgreSQL connection that died while it waited in the pool (its server restarted, or
+    /// an administrator ended it) is found out before use: the next reads succeed. Only on
+    /// PostgreSQL (`bin/test --production`); a SQLite connection cannot die that way.
+    #[tokio::test]
+    async fn a_pooled_connection_that_died_while_idle_is_not_used() {
+        let (db, _guard) = crate::testing::fresh_db().await;
+        if db.backend() != Backend::Postgres {
+            return;
+        }
+        async fn pid_of(c: &mut AnyConnection) -> i32 {
+            sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(c)
+                .await
+                .unwrap()
+        }
+        let mut first = db.pool().acquire().await.unwrap();
+        let mut second = db.pool().acquire().await.unwrap();
+        let doomed = pid_of(&mut first).await;
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(doomed)
+            .fetch_one(&mut *second)
+            .await
+            .unwrap();
+        assert!(ended);
+        drop(second);
+        tokio::time::sleep(CHECK_AFTER_IDLE + Duration::from_millis(200)).await;
+        for _ in 0..3 {
+            let mut c = db.pool().acquire().await.unwrap();
+            assert_ne!(pid_of(&mut c).await, doomed, "a live connection");
+        }
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn the_checkpointer_keeps_the_sqlite_log_from_growing() {
         let (db, wal, _dir) = sqlite_with_a_table().await;
