@@ -443,6 +443,25 @@ async fn a_reply_in_flight_when_the_connection_drops_is_sent_again() {
 }
 
 #[tokio::test]
+async fn a_submit_whose_answer_never_left_the_smsc_is_sent_again_and_counted_once() {
+    let mut config = SmscConfig::new("openhall", "secret");
+    // The connection goes while submit_sm 1 is answered: its submit_sm_resp never goes out.
+    config.drop_while_answering = Some(1);
+    let r = rig_with(config, |_| {}).await;
+    let ids = timeout(WAIT, r.esme.submit(SUBSCRIBER, SHORT_CODE, "余额 12.00元"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(r.smsc.next_mt(WAIT).await.unwrap().text, "余额 12.00元");
+    assert_eq!(r.smsc.bind_count(), 2, "sent again after the reconnect");
+    // Only the answered copy counts: the SMSC never acknowledged the first.
+    assert!(r.smsc.next_mt(Duration::from_millis(300)).await.is_none());
+    assert_eq!(r.smsc.mt_messages().len(), 1);
+    assert_eq!(r.smsc.submitted_segments().len(), 1);
+}
+
+#[tokio::test]
 async fn an_mo_whose_answer_is_lost_with_the_connection_is_delivered_again() {
     let r = rig().await;
     r.rec.delay_ms.store(300, Ordering::SeqCst);

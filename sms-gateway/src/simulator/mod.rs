@@ -89,6 +89,10 @@ pub struct SmscConfig {
     /// A fault: on receiving the n-th submit_sm (1-based, over the simulator's life), close
     /// the connection without answering it.
     pub drop_on_submit: Option<u64>,
+    /// A fault: close the connection as the n-th submit_sm (1-based) is being answered, so
+    /// that its submit_sm_resp never reaches the wire (the ESME must send it again, and the
+    /// simulator counts the segment once).
+    pub drop_while_answering: Option<u64>,
     /// With several ESMEs bound, deliver MO to each in turn (as an SMSC spreads traffic over
     /// its binds) instead of to the most recently bound one.
     pub spread_mo: bool,
@@ -109,6 +113,7 @@ impl SmscConfig {
             response_timeout: Duration::from_secs(5),
             answer_enquire_link: true,
             drop_on_submit: None,
+            drop_while_answering: None,
             spread_mo: false,
             unread_capacity: HISTORY,
         }

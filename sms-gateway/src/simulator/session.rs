@@ -80,6 +80,13 @@ impl SessionCtl {
         let _ = self.out.send(Outgoing::Pdu(command)).await;
     }
 
+    /// Waits until everything queued so far has been written to the socket; false if the
+    /// connection closed first (a kill stops the writer with whatever is queued).
+    async fn flushed(&self) -> bool {
+        let (done, written) = oneshot::channel();
+        self.out.send(Outgoing::Flushed(done)).await.is_ok() && written.await.is_ok()
+    }
+
     async fn respond(&self, request: &Command, status: u32, pdu: impl Into<Pdu>) {
         self.send(Command::new(
             CommandStatus::from(status),
@@ -240,6 +247,13 @@ impl Session {
                     self.ctl.kill();
                     return Flow::Continue;
                 }
+                if self.shared.config.drop_while_answering == Some(n) {
+                    tracing::info!(
+                        n,
+                        "SMSC simulator: dropping the connection while answering this submit_sm (fault)"
+                    );
+                    self.ctl.kill();
+                }
                 self.submit(&command, sm, n).await
             }
             Some(Pdu::AlertNotification(_)) | Some(Pdu::Outbind(_)) => {}
@@ -308,6 +322,12 @@ impl Session {
             .message_id(COctetString::from_string(message_id.clone()).unwrap_or_default())
             .build();
         self.ctl.respond(command, status::ESME_ROK, resp).await;
+        // Accepted only once the submit_sm_resp is on the wire: a drop can stop the writer with
+        // it still queued, and the ESME then rightly sends the segment again. Counting it here
+        // would make that resend look like a duplicate the SMSC had acknowledged.
+        if !self.ctl.flushed().await {
+            return;
+        }
 
         let esm_class = u8::from(sm.esm_class);
         let data_coding = u8::from(sm.data_coding);

@@ -19,7 +19,7 @@ use tokio_util::bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use futures::{Sink, SinkExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::text::Segment;
@@ -111,6 +111,9 @@ impl Encoder<Command> for SmppCodec {
 pub enum Outgoing {
     /// Write this PDU.
     Pdu(Command),
+    /// Answered once every PDU queued before it has been written and flushed to the socket;
+    /// dropped unanswered if the writer stops first (`closed`, a write error).
+    Flushed(oneshot::Sender<()>),
     /// Flush, close the write half and stop (after a final unbind / unbind_resp).
     Close,
 }
@@ -134,6 +137,7 @@ where
     S: Sink<Command, Error = io::Error> + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
+        let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             let next = tokio::select! {
                 biased;
@@ -143,6 +147,10 @@ where
             let mut close = false;
             let mut written = match next {
                 Some(Outgoing::Pdu(command)) => sink.feed(command).await,
+                Some(Outgoing::Flushed(done)) => {
+                    flushed.push(done);
+                    Ok(())
+                }
                 Some(Outgoing::Close) | None => {
                     let _ = sink.close().await;
                     break;
@@ -155,6 +163,7 @@ where
                         written = sink.feed(command).await;
                         fed += 1;
                     }
+                    Ok(Outgoing::Flushed(done)) => flushed.push(done),
                     Ok(Outgoing::Close) => {
                         close = true;
                         break;
@@ -165,7 +174,11 @@ where
             }
             if close {
                 // `close` flushes what was fed first.
-                let _ = sink.close().await;
+                if written.and(sink.close().await).is_ok() {
+                    flushed.drain(..).for_each(|done| {
+                        let _ = done.send(());
+                    });
+                }
                 break;
             }
             if let Err(e) = written.and(sink.flush().await) {
@@ -173,6 +186,9 @@ where
                 closed.cancel();
                 break;
             }
+            flushed.drain(..).for_each(|done| {
+                let _ = done.send(());
+            });
         }
     })
 }
