@@ -236,22 +236,27 @@ fn item_from_row(r: &ReadRow) -> Result<BillItem> {
 /// The base plan in force in a period, as SQL (`$1` the number, `$2` the period). The
 /// subscriber row holds the current plan; a change applied since the period means the plan
 /// then was that change's `from_code`; a change due by the period but not yet applied (its
-/// month close has not run) already counts.
-const PLAN_IN: &str = "COALESCE( \
+/// month close has not run) already counts. A macro, so that the month's allowances read is
+/// `concat!`ed at compile time rather than formatted on every page view.
+macro_rules! plan_in {
+    () => {
+        "COALESCE( \
     (SELECT from_code FROM plan_changes WHERE msisdn = $1 AND status = 'applied' \
       AND effective_period > $2 ORDER BY effective_period, id LIMIT 1), \
     (SELECT to_code FROM plan_changes WHERE msisdn = $1 AND status = 'pending' \
       AND effective_period <= $2 ORDER BY effective_period DESC, id DESC LIMIT 1), \
-    (SELECT plan_code FROM subscribers WHERE msisdn = $1))";
+    (SELECT plan_code FROM subscribers WHERE msisdn = $1))"
+    };
+}
 
-/// The base plan in force in a period (see [`PLAN_IN`]).
+/// The base plan in force in a period (see `plan_in!`).
 #[cfg(test)]
 pub(crate) async fn plan_in(
     conn: &mut AnyConnection,
     msisdn: &Msisdn,
     period: Period,
 ) -> Result<crate::domain::ProductCode> {
-    let code: Option<String> = sqlx::query(&format!("SELECT {PLAN_IN}"))
+    let code: Option<String> = sqlx::query(concat!("SELECT ", plan_in!()))
         .bind(msisdn.as_str())
         .bind(period.to_string())
         .fetch_one(&mut *conn)
@@ -267,10 +272,11 @@ pub(crate) async fn plan_in(
 fn allowances_read(msisdn: &Msisdn, period: Period) -> Read {
     // One statement: the plan's row (tagged, to notice a plan missing from the catalogue),
     // every add-on live in the month, the month's redeemed data packs.
-    Read::new(format!(
+    Read::new(concat!(
         "SELECT CAST(1 AS BIGINT), voice_minutes, data_mb, sms_count, wlan_minutes FROM products \
-         WHERE code = {PLAN_IN} \
-         UNION ALL \
+         WHERE code = ",
+        plan_in!(),
+        " UNION ALL \
          SELECT CAST(0 AS BIGINT), p.voice_minutes, p.data_mb, p.sms_count, p.wlan_minutes \
          FROM subscriptions s JOIN products p ON p.code = s.product_code \
          WHERE s.msisdn = $1 AND s.start_period <= $2 AND (s.end_period IS NULL OR s.end_period >= $2) \

@@ -36,9 +36,16 @@ impl Product {
     }
 }
 
-pub(crate) const PRODUCT_COLUMNS: &str =
-    "code, kind, family, name_zh, name_en, monthly_fee, voice_minutes, data_mb, \
-     sms_count, wlan_minutes, description_zh, description_en";
+/// A product's columns as [`product_from_row`] reads them: a macro, so that the reads are
+/// `concat!`ed at compile time rather than formatted on every page view.
+macro_rules! product_columns {
+    () => {
+        "code, kind, family, name_zh, name_en, monthly_fee, voice_minutes, data_mb, \
+         sms_count, wlan_minutes, description_zh, description_en"
+    };
+}
+
+pub(crate) const PRODUCT_COLUMNS: &str = product_columns!();
 
 pub(crate) fn product_from_row(r: &ReadRow, offset: usize) -> Result<Product> {
     let kind: String = r.try_get(offset + 1)?;
@@ -69,8 +76,10 @@ pub(crate) async fn load_product(conn: &mut AnyConnection, code: &ProductCode) -
 
 /// The read behind [`load_product`], for a [`crate::store::reads::Reader`].
 pub(crate) fn product_read(code: &ProductCode) -> Read {
-    Read::new(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE code = $1 AND active = 1"
+    Read::new(concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products WHERE code = $1 AND active = 1"
     ))
     .text(code.as_str())
     .at_most_one()
@@ -79,8 +88,10 @@ pub(crate) fn product_read(code: &ProductCode) -> Read {
 /// A number's current plan as [`load_product`] reads it, without first reading the number's
 /// profile: for a batch ([`crate::store::reads`]).
 pub(crate) fn plan_read(msisdn: &Msisdn) -> Read {
-    Read::new(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products \
+    Read::new(concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products \
          WHERE code = (SELECT plan_code FROM subscribers WHERE msisdn = $1) AND active = 1"
     ))
     .text(msisdn.as_str())
@@ -97,9 +108,10 @@ impl Hall {
     pub async fn catalogue(&self) -> Result<Vec<Product>> {
         let rows = self
             .db()
-            .read(Read::new(format!(
-                "SELECT {PRODUCT_COLUMNS} FROM products WHERE active = 1 \
-                 ORDER BY kind DESC, sort_order, code"
+            .read(Read::new(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE active = 1 ORDER BY kind DESC, sort_order, code"
             )))
             .await?;
         rows.iter().map(|r| product_from_row(r, 0)).collect()

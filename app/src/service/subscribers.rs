@@ -71,8 +71,13 @@ pub fn mask_id_card(id: &str) -> String {
         .collect()
 }
 
-const PROFILE_COLUMNS: &str =
-    "msisdn, name, id_card, brand, status, tier, plan_code, alert_threshold, must_change_password, marketing_consent";
+/// A profile's columns as [`profile_from_row`] reads them (a macro: see `product_columns`).
+macro_rules! profile_columns {
+    () => {
+        "msisdn, name, id_card, brand, status, tier, plan_code, alert_threshold, \
+         must_change_password, marketing_consent"
+    };
+}
 
 fn profile_from_row(r: &ReadRow) -> Result<Profile> {
     let text = |i: usize| -> Result<String> { r.try_get::<String, _>(i) };
@@ -97,8 +102,10 @@ pub(crate) async fn load_profile(conn: &mut AnyConnection, msisdn: &Msisdn) -> R
 
 /// The read behind [`load_profile`], for a batch ([`crate::store::reads`]).
 pub(crate) fn profile_read(msisdn: &Msisdn) -> Read {
-    Read::new(format!(
-        "SELECT {PROFILE_COLUMNS} FROM subscribers WHERE msisdn = $1"
+    Read::new(concat!(
+        "SELECT ",
+        profile_columns!(),
+        " FROM subscribers WHERE msisdn = $1"
     ))
     .text(msisdn.as_str())
     .at_most_one()
